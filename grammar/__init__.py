@@ -1,0 +1,1 @@
+"""The grammar of the .rollout language, shipped as package data (``rollout.lark``)."""

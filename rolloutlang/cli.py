@@ -1,0 +1,284 @@
+"""The `rollout` command line.
+
+Each verb imports only what it needs: `rollout check` must start fast and
+never load scipy, simpy or numpy (the power pass loads scipy only when a spec
+has a business gate to size).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from rolloutlang import __version__
+from rolloutlang.diagnostics import Diagnostic, Severity, render_json, render_text
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _colour(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty()
+
+
+def _root_option(fn: F) -> F:
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Repository root that imports are relative to (default: nearest folder with .git or pyproject.toml).",
+    )(fn)
+
+
+def _colour_option(fn: F) -> F:
+    return click.option("--color/--no-color", "color", default=None, help="Colour the output (default: on a TTY).")(fn)
+
+
+class _Group(click.Group):
+    """Unknown verbs get a did-you-mean, like every other name in rolloutlang."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        from rolloutlang.diagnostics import did_you_mean
+
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            hint = did_you_mean(name, self.list_commands(ctx))
+            ctx.fail(f"no such command `{name}`." + (f" {hint[0].upper() + hint[1:]}" if hint else ""))
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rollout")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks for internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """rollout: check, format, explain and graph .rollout files.
+
+    \b
+    Examples:
+      rollout check examples/ranker-v2.rollout
+      rollout fmt --check examples/*.rollout
+      rollout explain examples/ranker-v2.rollout > comment.md
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _emit(diagnostics: Sequence[Diagnostic], sources: dict[str, Any], fmt: str, colour: bool) -> None:
+    ordered = sorted(diagnostics, key=lambda d: d.sort_key())
+    if fmt == "json":
+        click.echo(render_json(ordered), nl=False)
+        return
+    if fmt == "sarif":
+        from rolloutlang.sarif import render_sarif
+
+        click.echo(render_sarif(ordered), nl=False)
+        return
+    for d in ordered:
+        click.echo(render_text(d, sources, colour=colour), err=True)
+        click.echo("", err=True)
+    errors = sum(1 for d in ordered if d.severity is Severity.ERROR)
+    warnings = sum(1 for d in ordered if d.severity is Severity.WARNING)
+    if errors or warnings:
+        parts = []
+        if errors:
+            parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+        if warnings:
+            parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+        click.echo(", ".join(parts), err=True)
+
+
+def _load(path: Path, root: Path | None) -> Any:
+    from rolloutlang.loader import load
+
+    if str(path) == "-":
+        from rolloutlang.loader import load_bytes
+
+        return load_bytes(sys.stdin.buffer.read(), "<stdin>", root)
+    return load(path, root)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True,
+              help="How to print findings: for people, for tools, or SARIF 2.1.0 for code review.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--dump-ir", is_flag=True, help="Print the IR the compiler understood, as JSON.")
+@_root_option
+@_colour_option
+def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, root: Path | None,
+          color: bool | None) -> None:
+    """Parse, lower and check rollout files.
+
+    Exit status: 0 clean, 1 problems found, 2 usage or I/O problems.
+
+    \b
+    Examples:
+      rollout check examples/ranker-v2.rollout
+      rollout check --strict --format sarif specs/*.rollout > findings.sarif
+      rollout check --dump-ir examples/ranker-v2.rollout | jq '.rollouts[0].strategy'
+    """
+    diagnostics: list[Diagnostic] = []
+    sources: dict[str, Any] = {}
+    io_error = False
+    dumps = []
+    for path in files:
+        program = _load(path, root)
+        sources.update(program.sources)
+        diagnostics.extend(program.diagnostics)
+        io_error = io_error or program.io_error
+        if program.main is not None and not program.has_errors:
+            diagnostics.extend(_run_checks(program))
+            if dump_ir:
+                dumps.append(program.main.model_dump_json(indent=2))
+    if strict:
+        diagnostics = [
+            Diagnostic(Severity.ERROR, d.code, d.message, d.span, d.label, d.help, d.notes, d.path)
+            if d.severity is Severity.WARNING else d
+            for d in diagnostics
+        ]
+    if dump_ir:
+        for text in dumps:
+            click.echo(text)
+    _emit(diagnostics, sources, fmt, _colour(color))
+    if io_error:
+        sys.exit(EXIT_USAGE)
+    if any(d.severity is Severity.ERROR for d in diagnostics):
+        sys.exit(EXIT_FINDINGS)
+
+
+def _run_checks(program: Any) -> list[Diagnostic]:
+    try:
+        from rolloutlang.checks import run_checks
+    except ImportError:  # the semantic passes land with the checks issue
+        return []
+    return list(run_checks(program))
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 if any file would change.")
+@click.option("--diff", is_flag=True, help="Print a unified diff of the changes instead of writing.")
+@_colour_option
+def fmt(files: tuple[Path, ...], check_only: bool, diff: bool, color: bool | None) -> None:
+    """Rewrite rollout files in the one canonical layout, comments kept.
+
+    A file that does not parse is never rewritten. Files are replaced
+    atomically, so an interrupted run leaves either the old or the new text.
+
+    \b
+    Examples:
+      rollout fmt examples/ranker-v2.rollout
+      rollout fmt --check examples/*.rollout     # in CI
+      rollout fmt --diff ranker-v2.rollout       # show, don't write
+    """
+    from rolloutlang.formatter import format_file
+
+    changed = 0
+    failed = False
+    io_error = False
+    for path in files:
+        outcome = format_file(path, write=not (check_only or diff))
+        if outcome.diagnostics:
+            failed = True
+            io_error = io_error or outcome.io_error
+            _emit(outcome.diagnostics, outcome.sources, "text", _colour(color))
+            continue
+        if outcome.changed:
+            changed += 1
+            if diff:
+                click.echo(outcome.diff, nl=False)
+            elif check_only:
+                click.echo(f"would reformat {path}", err=True)
+            else:
+                click.echo(f"reformatted {path}", err=True)
+    if io_error:
+        sys.exit(EXIT_USAGE)
+    if failed or ((check_only or diff) and changed):
+        sys.exit(EXIT_FINDINGS)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "json"]), default="mermaid",
+              show_default=True, help="Graph syntax to print.")
+@_root_option
+@_colour_option
+def graph(file: Path, fmt: str, root: Path | None, color: bool | None) -> None:
+    """Print the plan graph: phases, and the promote, rollback and pause edges.
+
+    \b
+    Examples:
+      rollout graph examples/ranker-v2.rollout
+      rollout graph --format dot examples/ranker-v2.rollout | dot -Tsvg > plan.svg
+    """
+    from rolloutlang.plan import build_plan, render_plan
+
+    program = _load(file, root)
+    if program.main is None or program.has_errors:
+        _fail_program(program, _colour(color))
+    for rollout in program.rollouts():
+        click.echo(render_plan(build_plan(rollout), fmt), nl=False)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@_root_option
+@_colour_option
+def explain(file: Path, root: Path | None, color: bool | None) -> None:
+    """Explain a plan in markdown, for a pull-request comment.
+
+    Phases with weights, durations and exposure; what each gate triggers; the
+    power of each business gate at each look; the warnings.
+
+    \b
+    Example:
+      rollout explain examples/ranker-v2.rollout > comment.md
+    """
+    from rolloutlang.explain import explain_program
+
+    program = _load(file, root)
+    if program.main is None or program.has_errors:
+        _fail_program(program, _colour(color))
+    click.echo(explain_program(program), nl=False)
+
+
+def _fail_program(program: Any, colour: bool) -> NoReturn:
+    _emit(program.diagnostics, program.sources, "text", colour)
+    sys.exit(EXIT_USAGE if program.io_error else EXIT_FINDINGS)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `rollout` console script; never shows a traceback."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="rollout", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_USAGE)
+    except BrokenPipeError:
+        sys.exit(EXIT_FINDINGS)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks for users
+        if debug:
+            raise
+        click.echo(f"error[RL000]: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("  = help: this is a bug in rolloutlang; rerun with --debug and report the traceback", err=True)
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,207 @@
+"""Diagnostics: what is wrong, where, and what to do about it.
+
+Every stage reports problems as :class:`Diagnostic` values instead of raising,
+so one run can show many of them and the CLI decides how to print them
+(rustc-like text, a versioned JSON envelope, or SARIF for code review).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from rolloutlang.source import SourceFile, Span
+
+JSON_FORMAT_VERSION = 1
+
+
+class Severity(str, Enum):
+    """How bad a finding is; errors fail `rollout check`, warnings only with --strict."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding, located in the source.
+
+    ``code`` groups findings by hundreds: RL0xx syntax and input, RL1xx names
+    and references, RL2xx types and units, RL3xx strategy structure, RL4xx
+    artifacts and compatibility, RL5xx statistics, RL6xx budgets and policy.
+    """
+
+    severity: Severity
+    code: str
+    message: str
+    span: Span | None = None
+    label: str = ""
+    help: str = ""
+    notes: tuple[str, ...] = ()
+    path: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        if self.span is None:
+            return ("", 0, 0, self.code)
+        return (self.span.file, self.span.line, self.span.col, self.code)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "severity": self.severity.value,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.span is not None:
+            out["range"] = self.span.to_json()
+        if self.path:
+            out["path"] = self.path
+        if self.label:
+            out["label"] = self.label
+        if self.help:
+            out["help"] = self.help
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+
+def error(code: str, message: str, span: Span | None = None, **kw: Any) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, code, message, span, **kw)
+
+
+def warning(code: str, message: str, span: Span | None = None, **kw: Any) -> Diagnostic:
+    return Diagnostic(Severity.WARNING, code, message, span, **kw)
+
+
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
+    """A ``did you mean `x`?`` hint, or "" when nothing is close enough."""
+    pool = sorted(set(candidates))
+    close = difflib.get_close_matches(word, pool, n=1, cutoff=cutoff)
+    if not close:
+        lowered = {c.lower(): c for c in pool}
+        close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
+        close = [lowered[c] for c in close]
+    return f"did you mean `{close[0]}`?" if close else ""
+
+
+def one_of(words: Sequence[str]) -> str:
+    """`a`, `b` or `c`: plain words for a list of choices."""
+    quoted = [f"`{w}`" for w in words]
+    if len(quoted) <= 1:
+        return "".join(quoted)
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+# -- rendering ---------------------------------------------------------------
+
+_COLOURS = {
+    Severity.ERROR: "\033[1;31m",
+    Severity.WARNING: "\033[1;33m",
+    Severity.NOTE: "\033[1;36m",
+}
+_BOLD = "\033[1m"
+_BLUE = "\033[1;34m"
+_RESET = "\033[0m"
+
+
+def render_text(
+    diagnostic: Diagnostic,
+    sources: dict[str, SourceFile],
+    colour: bool = False,
+) -> str:
+    """Render one diagnostic the way rustc does: header, location, snippet, help."""
+
+    def paint(text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if colour else text
+
+    sev = diagnostic.severity
+    head = paint(f"{sev.value}[{diagnostic.code}]", _COLOURS[sev])
+    lines = [f"{head}{paint(': ' + diagnostic.message, _BOLD if colour else '')}"]
+    span = diagnostic.span
+    if span is not None:
+        src = sources.get(span.file)
+        width = len(str(span.end_line if src is not None else span.line))
+        pad = " " * width
+        lines.append(f"{pad}{paint('-->', _BLUE)} {span.file}:{span.line}:{span.col}")
+        if src is not None and 1 <= span.line <= src.line_count:
+            text = src.line_text(span.line)
+            shown = text.expandtabs(4) if "\t" not in text[: span.col] else text
+            bar = paint("|", _BLUE)
+            lines.append(f"{pad} {bar}")
+            lines.append(f"{paint(str(span.line).rjust(width), _BLUE)} {bar} {shown}")
+            start = max(span.col - 1, 0)
+            if span.end_line == span.line:
+                end = max(span.end_col - 1, start + 1)
+            else:
+                end = max(len(text), start + 1)
+            end = min(end, max(len(text), start + 1))
+            marker = " " * start + "^" * (end - start)
+            if diagnostic.label:
+                marker += " " + diagnostic.label
+            lines.append(f"{pad} {bar} {paint(marker, _COLOURS[sev])}")
+            lines.append(f"{pad} {bar}")
+        for note in diagnostic.notes:
+            lines.append(f"{pad} = note: {note}")
+        if diagnostic.help:
+            lines.append(f"{pad} = {paint('help', _BOLD if colour else '')}: {diagnostic.help}")
+    else:
+        for note in diagnostic.notes:
+            lines.append(f"  = note: {note}")
+        if diagnostic.help:
+            lines.append(f"  = help: {diagnostic.help}")
+    return "\n".join(lines)
+
+
+def render_short(diagnostic: Diagnostic) -> str:
+    """``path:line:col: severity: message [code]``, for grep and editors."""
+    where = f"{diagnostic.span.file}:{diagnostic.span.line}:{diagnostic.span.col}: " if diagnostic.span else ""
+    return f"{where}{diagnostic.severity.value}: {diagnostic.message} [{diagnostic.code}]"
+
+
+def render_json(diagnostics: Sequence[Diagnostic]) -> str:
+    """A versioned envelope, like ``terraform validate -json``."""
+    errors = sum(1 for d in diagnostics if d.severity is Severity.ERROR)
+    warnings = sum(1 for d in diagnostics if d.severity is Severity.WARNING)
+    doc = {
+        "format_version": JSON_FORMAT_VERSION,
+        "valid": errors == 0,
+        "error_count": errors,
+        "warning_count": warnings,
+        "diagnostics": [d.to_json() for d in diagnostics],
+    }
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
+@dataclass
+class DiagnosticSink:
+    """Collects diagnostics from a stage; stages append, the CLI renders."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        self.items.append(diagnostic)
+
+    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.items.extend(diagnostics)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+
+def relative_display_path(path: Path, root: Path | None = None) -> str:
+    """A stable, readable path for messages: relative to root or cwd when possible."""
+    base = root if root is not None else Path.cwd()
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,466 @@
+"""The typed IR: what the compiler understood from a .rollout file.
+
+Frozen pydantic models, one class per grammar rule where it makes sense
+(``canary_stage`` -> :class:`CanaryStage`), each node carrying the
+:class:`Span` it came from.  Quantities are stored in one canonical unit,
+named in the field: durations in seconds (``*_s``), shares in percent
+(``*_percent``, 0-100), memory in bytes, rates in requests per second.  The
+checks, the plan graph, the target compilers and the simulator read this and
+never the text.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rolloutlang.source import Span
+
+Role = Literal["stable", "candidate"]
+
+
+class Node(BaseModel):
+    """Base of every IR node: immutable, strict about fields, located."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    span: Span
+
+
+# -- models and signatures ------------------------------------------------------
+
+
+class SemVer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    major: int
+    minor: int
+    patch: int
+    prerelease: str = ""
+    build: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.major}.{self.minor}.{self.patch}"
+        if self.prerelease:
+            text += f"-{self.prerelease}"
+        if self.build:
+            text += f"+{self.build}"
+        return text
+
+
+class ArtifactPin(Node):
+    """How an artifact is pinned: a content digest, or (unsafely) a mutable tag."""
+
+    digest: str | None = Field(default=None, description="algorithm:hex, e.g. sha256:<64 hex>")
+    tag: str | None = Field(default=None, description="a mutable tag such as `latest`, if that is what was written")
+
+    @property
+    def algorithm(self) -> str | None:
+        return self.digest.split(":", 1)[0] if self.digest else None
+
+    @property
+    def hex(self) -> str | None:
+        return self.digest.split(":", 1)[1] if self.digest else None
+
+
+class ModelVersion(Node):
+    """One model version taking part in the rollout."""
+
+    role: Role
+    name: str
+    version: str
+    semver: SemVer | None = Field(default=None, description="parsed version, None when not semver")
+    version_span: Span
+    pin: ArtifactPin | None = None
+    registry_uri: str | None = Field(default=None, description='e.g. "models:/ranker/17" or an OCI reference')
+
+
+class TypeRef(Node):
+    """A value type: scalar (`int64`), `list<T>`, `vector<T, N>` or `tensor<T, d1, d2, ...>`."""
+
+    base: str
+    element: TypeRef | None = None
+    dims: tuple[int, ...] = ()
+
+    def render(self) -> str:
+        if self.element is None:
+            return self.base
+        args = [self.element.render(), *(str(d) for d in self.dims)]
+        return f"{self.base}<{', '.join(args)}>"
+
+
+class SignatureField(Node):
+    name: str
+    type: TypeRef
+    optional: bool = False
+
+
+class Signature(Node):
+    """Inputs and outputs; `applies_to` is `both` for a shared signature."""
+
+    applies_to: Literal["both", "stable", "candidate"]
+    inputs: tuple[SignatureField, ...] = ()
+    outputs: tuple[SignatureField, ...] = ()
+
+
+class Resources(Node):
+    cpu: float | None = Field(default=None, description="cores")
+    memory_bytes: int | None = None
+    gpu: int | None = None
+
+
+class Serving(Node):
+    """The model server: image, scale and size, warm-up before traffic."""
+
+    image: str | None = None
+    image_pin: ArtifactPin | None = None
+    replicas_min: int | None = None
+    replicas_max: int | None = None
+    resources: Resources | None = None
+    warmup_s: float | None = None
+
+
+class HeaderMatch(Node):
+    """A request header or cookie condition, e.g. header "x-ml-preview" = "true"."""
+
+    kind: Literal["header", "cookie"]
+    name: str
+    match: Literal["exact", "regex", "prefix"]
+    value: str
+
+
+class Consumer(Node):
+    """A downstream reader of the model's outputs and the shape it expects."""
+
+    name: str
+    output: str
+    expects_dim: int
+    adapter: str | None = None
+    route: HeaderMatch | None = Field(default=None, description="how the consumer's requests are recognised")
+
+
+# -- traffic, metrics and labels ---------------------------------------------------
+
+
+class TrafficModel(Node):
+    """Request rate and its daily shape; used by the power check and the simulator."""
+
+    rate_rps: float
+    diurnal_amplitude: float = Field(default=0.0, description="fraction, 0.3 = +-30% around the mean")
+    peak_hour: float | None = Field(default=None, description="hour of day (0-24) of the peak")
+
+
+class QueryOverride(Node):
+    name: str
+    query: str
+
+
+class MetricsSource(Node):
+    kind: Literal["prometheus"]
+    address: str
+    queries: tuple[QueryOverride, ...] = ()
+
+
+class LabelDelay(Node):
+    """When a request's label (click, conversion) arrives after the request."""
+
+    distribution: Literal["immediate", "fixed", "exponential", "lognormal"]
+    median_s: float | None = None
+    p95_s: float | None = None
+    mean_s: float | None = None
+    fixed_s: float | None = None
+
+
+class LabelMetric(Node):
+    """A business metric computed from labels that arrive late (CTR, conversion)."""
+
+    name: str
+    kind: Literal["binary", "continuous"]
+    baseline: float = Field(description="a rate in [0, 1] for binary metrics, a mean for continuous ones")
+    sd: float | None = Field(default=None, description="standard deviation of a continuous metric")
+    delay: LabelDelay
+    origin: str | None = Field(default=None, description="gate set it came from, when imported")
+
+
+# -- strategy ---------------------------------------------------------------------
+
+
+class Shadow(Node):
+    """Mirror a share of traffic to the candidate; its answers are discarded."""
+
+    percent: float
+    duration_s: float | None = Field(default=None, description="a phase of its own, before any traffic moves")
+    alongside_canary: bool = False
+    until_percent: float | None = Field(default=None, description="mirror while the canary weight is below this")
+
+
+class CanaryStage(Node):
+    name: str
+    weight_percent: float
+    duration_s: float | None = None
+    until_approved: bool = False
+    hold: bool = False
+    weight_span: Span
+
+
+class Canary(Node):
+    kind: Literal["canary"] = "canary"
+    stages: tuple[CanaryStage, ...]
+
+
+class BlueGreen(Node):
+    kind: Literal["blue-green"] = "blue-green"
+    preview_s: float | None = None
+    promotion: Literal["manual", "auto"] = "manual"
+    scale_down_delay_s: float | None = None
+
+
+class SurgeValue(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    value: float
+    unit: Literal["percent", "pods"]
+
+
+class Rolling(Node):
+    kind: Literal["rolling"] = "rolling"
+    max_surge: SurgeValue = SurgeValue(value=25, unit="percent")
+    max_unavailable: SurgeValue = SurgeValue(value=0, unit="pods")
+
+
+Strategy = Annotated[Union[Canary, BlueGreen, Rolling], Field(discriminator="kind")]
+
+
+class Route(Node):
+    """Send matching requests to one model, e.g. internal testers to the candidate."""
+
+    match: HeaderMatch
+    target: Role
+
+
+# -- gates and rules ----------------------------------------------------------------
+
+Comparison = Literal["<", "<=", ">", ">="]
+
+
+class SloGate(Node):
+    """An infrastructure gate: latency percentile, error rate, saturation or a custom query."""
+
+    kind: Literal["slo"] = "slo"
+    name: str
+    signal: Literal["latency", "error_rate", "saturation", "query"]
+    percentile: float | None = Field(default=None, description="for latency, e.g. 99")
+    query: str | None = Field(default=None, description="name of a query override, for signal=query")
+    op: Comparison
+    threshold: float = Field(description="seconds for latency, a fraction for rates")
+    interval_s: float = 60.0
+    failure_limit: int = 1
+    from_stage: str | None = None
+    origin: str | None = None
+
+
+class DriftGate(Node):
+    """Distribution shift of an input feature or an output, candidate vs reference."""
+
+    kind: Literal["drift"] = "drift"
+    name: str
+    statistic: Literal["psi", "kl", "js", "mmd", "adwin"]
+    target: str
+    op: Comparison = "<"
+    threshold: float | None = Field(default=None, description="None for adwin, which uses delta")
+    delta: float | None = Field(default=None, description="ADWIN confidence")
+    interval_s: float = 3600.0
+    failure_limit: int = 1
+    bins: int = 10
+    min_samples: int | None = None
+    reference: Literal["stable", "training"] = "stable"
+    from_stage: str | None = None
+    origin: str | None = None
+
+
+class BusinessGate(Node):
+    """A business metric compared candidate vs stable with a statistical test.
+
+    The gate fails when the test finds, at level ``alpha``, that the metric
+    moved in the harmful direction; ``min_effect`` is the change it must detect
+    with probability ``power`` (the threshold written in the gate by default).
+    """
+
+    kind: Literal["business"] = "business"
+    name: str
+    metric: str
+    metric_span: Span
+    op: Comparison
+    threshold: float = Field(description="the change that matters: relative (-0.01 = -1%) or absolute")
+    relative: bool = True
+    test: Literal["fixed", "group-sequential", "msprt", "bayesian"] = "group-sequential"
+    spending: Literal["obrien-fleming", "pocock"] | None = "obrien-fleming"
+    alpha: float = 0.05
+    power: float = 0.8
+    min_effect: float | None = None
+    sided: Literal["one", "two"] = "two"
+    analysis: Literal["arrived", "matured"] = "arrived"
+    interval_s: float | None = Field(default=None, description="look every; None = at the end of each stage")
+    tau: float | None = Field(default=None, description="mSPRT mixing scale")
+    from_stage: str | None = None
+    origin: str | None = None
+
+    @property
+    def effect(self) -> float:
+        """The effect to detect: min_effect if given, else the threshold."""
+        return self.min_effect if self.min_effect is not None else self.threshold
+
+
+Gate = Annotated[Union[SloGate, DriftGate, BusinessGate], Field(discriminator="kind")]
+
+
+class Action(Node):
+    """What a rule does: roll back (now or after a confirmation wait), pause, notify."""
+
+    kind: Literal["rollback", "pause", "notify", "promote"]
+    immediate: bool = False
+    after_s: float | None = None
+    channel: str | None = None
+
+
+class RollbackRule(Node):
+    """`on g1, g2 fail: actions`."""
+
+    gates: tuple[str, ...]
+    gate_spans: tuple[Span, ...]
+    actions: tuple[Action, ...]
+    origin: str | None = None
+
+
+class UseGates(Node):
+    name: str
+
+
+class GateSet(Node):
+    """A named, importable set of gates, rules and label metrics."""
+
+    name: str
+    gates: tuple[Gate, ...] = ()
+    rules: tuple[RollbackRule, ...] = ()
+    label_metrics: tuple[LabelMetric, ...] = ()
+
+
+# -- policy ----------------------------------------------------------------------------
+
+
+class Budget(Node):
+    """Caps the plan must respect: exposure before a time, or total duration."""
+
+    kind: Literal["exposure", "duration"]
+    max_percent: float | None = Field(default=None, description="exposure as % of requests")
+    max_requests: float | None = None
+    before_s: float | None = Field(default=None, description="exposure counted up to this time")
+    max_duration_s: float | None = None
+
+
+class Effect(Node):
+    """One what-if change in a scenario, for the simulator."""
+
+    target: str = Field(description="a gate or metric name, or `latency`, `errors`, `drift`")
+    kind: Literal["relative", "absolute", "labels"]
+    value: float = 0.0
+    unit: Literal["fraction", "seconds", "number"] = "number"
+    after_s: float = 0.0
+    delay: LabelDelay | None = None
+
+
+class Scenario(Node):
+    name: str
+    effects: tuple[Effect, ...]
+
+
+class Holdout(Node):
+    """After promotion, keep a slice on one model to measure long-run metrics."""
+
+    percent: float
+    role: Role
+    duration_s: float
+
+
+class PipelineHook(Node):
+    """A team's own test command, run by the generated CI before traffic moves."""
+
+    name: str
+    command: str
+
+
+class Approval(Node):
+    what: str
+    approvers: tuple[str, ...]
+
+
+class PiiField(Node):
+    name: str
+    treatment: Literal["hashed", "dropped"] | None = None
+
+
+class RequestLog(Node):
+    sample_percent: float
+    fields: tuple[str, ...] = ()
+    field_spans: tuple[Span, ...] = ()
+    pii: tuple[PiiField, ...] = ()
+    retain_s: float | None = None
+
+
+class Import(Node):
+    path: str
+
+
+# -- the rollout -------------------------------------------------------------------------
+
+
+class Rollout(Node):
+    """Everything one rollout says, in declaration order where order matters."""
+
+    name: str
+    service: str | None = None
+    namespace: str | None = None
+    owner: str | None = None
+    models: tuple[ModelVersion, ...] = ()
+    signatures: tuple[Signature, ...] = ()
+    serving: Serving | None = None
+    consumers: tuple[Consumer, ...] = ()
+    traffic: TrafficModel | None = None
+    metrics_source: MetricsSource | None = None
+    label_metrics: tuple[LabelMetric, ...] = ()
+    shadow: Shadow | None = None
+    strategy: Strategy | None = None
+    routes: tuple[Route, ...] = ()
+    gates: tuple[Gate, ...] = ()
+    rules: tuple[RollbackRule, ...] = ()
+    uses: tuple[UseGates, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    scenarios: tuple[Scenario, ...] = ()
+    holdout: Holdout | None = None
+    pipeline: tuple[PipelineHook, ...] = ()
+    approvals: tuple[Approval, ...] = ()
+    request_log: RequestLog | None = None
+
+    def model(self, role: Role) -> ModelVersion | None:
+        return next((m for m in self.models if m.role == role), None)
+
+    def signature_for(self, role: Role) -> Signature | None:
+        """The signature that applies to a role: its own, else the shared one."""
+        own = next((s for s in self.signatures if s.applies_to == role), None)
+        return own or next((s for s in self.signatures if s.applies_to == "both"), None)
+
+    def gate(self, name: str) -> SloGate | DriftGate | BusinessGate | None:
+        return next((g for g in self.gates if g.name == name), None)
+
+    def label_metric(self, name: str) -> LabelMetric | None:
+        return next((m for m in self.label_metrics if m.name == name), None)
+
+
+class File(Node):
+    """One parsed and lowered source file."""
+
+    path: str
+    imports: tuple[Import, ...] = ()
+    gate_sets: tuple[GateSet, ...] = ()
+    rollouts: tuple[Rollout, ...] = ()

@@ -1,0 +1,256 @@
+"""Loading: read, parse and lower a file and everything it imports, then resolve names.
+
+Imports are paths relative to the repository root (the nearest folder above
+the file holding `.git` or `pyproject.toml`, or `--root`).  An import may not
+be absolute, leave the root, or form a cycle.  `use gates NAME` then pulls a
+gate set's gates, rules and metrics into the rollout, so later stages see one
+self-contained :class:`ir.Rollout`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from rolloutlang import ir
+from rolloutlang.diagnostics import Diagnostic, did_you_mean, error
+from rolloutlang.lower import lower
+from rolloutlang.source import SourceError, SourceFile, Span, decode_source, read_source
+from rolloutlang.syntax import parse
+
+ROOT_MARKERS = (".git", "pyproject.toml", ".rollout-root")
+
+
+@dataclass
+class Program:
+    """A loaded file, what it imports, and the diagnostics of all of them."""
+
+    root: Path
+    entry: str
+    files: dict[str, ir.File] = field(default_factory=dict)
+    sources: dict[str, SourceFile] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    io_error: bool = False
+
+    @property
+    def main(self) -> ir.File | None:
+        return self.files.get(self.entry)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.diagnostics)
+
+    def rollouts(self) -> list[ir.Rollout]:
+        main = self.main
+        return list(main.rollouts) if main else []
+
+
+def find_root(start: Path) -> Path:
+    """The repository root: nearest ancestor with a marker, else the file's folder."""
+    here = start.resolve()
+    folder = here if here.is_dir() else here.parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / m).exists() for m in ROOT_MARKERS):
+            return candidate
+    return folder
+
+
+def display_path(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def load(path: Path, root: Path | None = None, text: str | None = None) -> Program:
+    """Load one entry file (or text standing for it) and its imports."""
+    root = (root or find_root(path)).resolve()
+    entry = display_path(path, root) if text is None else path.as_posix()
+    program = Program(root=root, entry=entry)
+    _load_file(program, path, entry, text, stack=[])
+    if program.main is not None and not program.has_errors:
+        _resolve(program)
+    return program
+
+
+def _load_file(program: Program, path: Path, name: str, text: str | None, stack: list[tuple[str, Span]]) -> None:
+    if name in program.files or name in program.sources:
+        return
+    try:
+        source_text = text if text is not None else read_source(path)
+    except SourceError as exc:
+        where = stack[-1][1] if stack else None
+        if where is None:
+            program.io_error = True
+        span = None
+        if where is not None:
+            span = where
+        elif exc.offset is not None:
+            # Locate byte-level problems (binary, bad UTF-8) in the file itself.
+            raw = path.read_bytes()[: exc.offset]
+            line = raw.count(b"\n") + 1
+            col = exc.offset - (raw.rfind(b"\n") + 1) + 1
+            span = Span(file=name, line=line, col=col, end_line=line, end_col=col + 1)
+        program.diagnostics.append(error(exc.code, exc.message, span, help=exc.help))
+        return
+    src = SourceFile(name, source_text)
+    program.sources[name] = src
+    result = parse(src)
+    program.diagnostics.extend(result.diagnostics)
+    if result.tree is None:
+        return
+    file_ir, diags = lower(result.tree, name)
+    program.diagnostics.extend(diags)
+    if file_ir is None:
+        return
+    program.files[name] = file_ir
+    for imp in file_ir.imports:
+        target = _import_target(program, imp)
+        if target is None:
+            continue
+        chain = [n for n, _ in stack] + [name]
+        if target in chain:
+            cycle = " -> ".join([*chain[chain.index(target):], target])
+            program.diagnostics.append(
+                error("RL122", f"import cycle: {cycle}", imp.span,
+                      help="move the shared definitions into a file that imports neither")
+            )
+            continue
+        _load_file(program, program.root / target, target, None, [*stack, (name, imp.span)])
+
+
+def _import_target(program: Program, imp: ir.Import) -> str | None:
+    raw = imp.path
+    pure = PurePosixPath(raw)
+    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or raw.startswith("~"):
+        program.diagnostics.append(
+            error("RL120", f"import path `{raw}` is absolute", imp.span,
+                  help="imports are relative to the repository root, e.g. `import \"policies/slo.rollout\"`")
+        )
+        return None
+    resolved = (program.root / pure).resolve()
+    try:
+        rel = resolved.relative_to(program.root)
+    except ValueError:
+        program.diagnostics.append(
+            error("RL121", f"import `{raw}` leaves the repository", imp.span,
+                  notes=(f"the repository root is {program.root}",),
+                  help="import only files inside the repository; copy shared policies into it")
+        )
+        return None
+    if not resolved.is_file():
+        candidates = [p.relative_to(program.root).as_posix() for p in program.root.rglob("*.rollout")
+                      if ".git" not in p.parts][:500]
+        hint = did_you_mean(rel.as_posix(), candidates)
+        program.diagnostics.append(
+            error("RL123", f"imported file `{rel.as_posix()}` does not exist", imp.span,
+                  help=hint or "paths are relative to the repository root")
+        )
+        return None
+    return rel.as_posix()
+
+
+def _resolve(program: Program) -> None:
+    """Bring used gate sets into rollouts and check that names refer to something."""
+    main = program.main
+    assert main is not None
+    visible: dict[str, ir.GateSet] = {}
+    for f in program.files.values():
+        for gs in f.gate_sets:
+            visible.setdefault(gs.name, gs)
+    resolved: list[ir.Rollout] = []
+    for rollout in main.rollouts:
+        gates = list(rollout.gates)
+        rules = list(rollout.rules)
+        metrics = list(rollout.label_metrics)
+        for use in rollout.uses:
+            gs = visible.get(use.name)
+            if gs is None:
+                hint = did_you_mean(use.name, visible)
+                program.diagnostics.append(
+                    error("RL110", f"no gate set named `{use.name}`", use.span,
+                          help=hint or ("import the file that defines it: `import \"policies/slo.rollout\"`"
+                                        if not visible else f"known gate sets: {', '.join(sorted(visible))}"))
+                )
+                continue
+            own = {g.name for g in gates}
+            for g in gs.gates:
+                if g.name in own:
+                    program.diagnostics.append(
+                        error("RL101", f"gate `{g.name}` from gate set `{gs.name}` clashes with a gate of the "
+                              "same name", next(x.span for x in gates if x.name == g.name),
+                              notes=(f"gate set `{gs.name}` defines it at {g.span}",),
+                              help="rename the local gate, or drop it and use the shared one")
+                    )
+                    continue
+                gates.append(g)
+            rules.extend(gs.rules)
+            metrics.extend(m for m in gs.label_metrics if m.name not in {x.name for x in metrics})
+        updated = rollout.model_copy(update={"gates": tuple(gates), "rules": tuple(rules),
+                                             "label_metrics": tuple(metrics)})
+        _check_names(program, updated)
+        resolved.append(updated)
+    program.files[program.entry] = main.model_copy(update={"rollouts": tuple(resolved)})
+
+
+def _check_names(program: Program, rollout: ir.Rollout) -> None:
+    gate_names = [g.name for g in rollout.gates]
+    metric_names = [m.name for m in rollout.label_metrics]
+    stage_names: list[str] = []
+    if isinstance(rollout.strategy, ir.Canary):
+        stage_names = [s.name for s in rollout.strategy.stages]
+    for rule in rollout.rules:
+        for name, span in zip(rule.gates, rule.gate_spans, strict=True):
+            if name not in gate_names:
+                hint = did_you_mean(name, gate_names)
+                program.diagnostics.append(
+                    error("RL111", f"rule names unknown gate `{name}`", span,
+                          help=hint or (f"gates here: {', '.join(gate_names)}" if gate_names else
+                                        "define it with `gate NAME: ...`"))
+                )
+    queries = [q.name for q in rollout.metrics_source.queries] if rollout.metrics_source else []
+    for gate in rollout.gates:
+        if isinstance(gate, ir.BusinessGate) and gate.metric not in metric_names:
+            hint = did_you_mean(gate.metric, metric_names)
+            program.diagnostics.append(
+                error("RL112", f"gate `{gate.name}` measures unknown metric `{gate.metric}`", gate.metric_span,
+                      help=hint or f"declare it: `metric {gate.metric}: binary, baseline 4.2%, "
+                                   "labels lognormal(median 2h, p95 8h)`")
+            )
+        if isinstance(gate, ir.SloGate) and gate.signal == "query" and gate.query not in queries:
+            hint = did_you_mean(gate.query or "", queries)
+            program.diagnostics.append(
+                error("RL113", f"gate `{gate.name}` uses unknown query `{gate.query}`", gate.span,
+                      help=hint or "define it in the metrics block: `metrics prometheus \"...\" "
+                                   "{ query NAME \"PROMQL\" }`")
+            )
+        if gate.from_stage is not None and gate.from_stage not in stage_names:
+            hint = did_you_mean(gate.from_stage, stage_names)
+            program.diagnostics.append(
+                error("RL114", f"gate `{gate.name}` starts from unknown stage `{gate.from_stage}`", gate.span,
+                      help=hint or (f"stages: {', '.join(stage_names)}" if stage_names else
+                                    "`from STAGE` needs a canary with named stages (`mpr: 50% for 7d`)"))
+            )
+    for approval in rollout.approvals:
+        allowed = ["promotion", "rollback", *stage_names]
+        if approval.what not in allowed:
+            hint = did_you_mean(approval.what, allowed)
+            program.diagnostics.append(
+                error("RL115", f"cannot approve `{approval.what}`", approval.span,
+                      help=hint or "approve `promotion`, `rollback` or a canary stage by name")
+            )
+
+
+def load_text(text: str, name: str = "<input>", root: Path | None = None) -> Program:
+    """Load source given as text (tests, stdin)."""
+    return load(Path(name), root or Path.cwd(), text=text)
+
+
+def load_bytes(data: bytes, name: str = "<input>", root: Path | None = None) -> Program:
+    try:
+        text = decode_source(data)
+    except SourceError as exc:
+        program = Program(root=(root or Path.cwd()).resolve(), entry=name, io_error=True)
+        program.diagnostics.append(error(exc.code, exc.message, None, help=exc.help))
+        return program
+    return load_text(text, name, root)

@@ -1,0 +1,1228 @@
+"""Lowering: the concrete syntax tree becomes the typed IR.
+
+This pass owns the meaning of every word: units, option names, gate
+conditions, rule actions.  A wrong word gets a located diagnostic with the
+accepted spellings and a did-you-mean; lowering goes on past it so one run
+reports every mistake.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
+from rolloutlang import ir, units
+from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, one_of
+from rolloutlang.source import Span
+from rolloutlang.syntax import Child, Node, Token
+
+T = TypeVar("T")
+
+_SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+)
+
+SCALAR_TYPES = (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "string", "bytes", "category", "timestamp",
+)
+CONTAINER_TYPES = ("list", "vector", "tensor")
+DRIFT_STATISTICS = ("psi", "kl", "js", "mmd", "adwin")
+DELAY_DISTRIBUTIONS = ("immediate", "fixed", "exponential", "lognormal")
+
+
+class LoweringError(Exception):
+    """Raised inside the pass to abandon one construct; turned into a diagnostic."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def _fail(code: str, message: str, span: Span, help: str = "", label: str = "") -> LoweringError:
+    return LoweringError(error(code, message, span, help=help, label=label))
+
+
+def unquote(token: Token) -> str:
+    """The value of a STRING token, escapes resolved."""
+    body = token.text[1:-1]
+    out = []
+    i = 0
+    escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt not in escapes:
+                raise _fail(
+                    "RL205",
+                    f"unknown escape `\\{nxt}` in string",
+                    token.span,
+                    help='strings know `\\"`, `\\\\`, `\\n` and `\\t`',
+                )
+            out.append(escapes[nxt])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def join_spans(first: Span, last: Span) -> Span:
+    return Span(file=first.file, line=first.line, col=first.col, end_line=last.end_line, end_col=last.end_col)
+
+
+# -- phrases ------------------------------------------------------------------------
+
+
+@dataclass
+class Phrase:
+    """A cursor over a phrase's atoms (words, numbers, strings, operators, calls)."""
+
+    atoms: list[Child]
+    span: Span
+    pos: int = 0
+
+    @classmethod
+    def of(cls, node: Node) -> Phrase:
+        return cls(list(node.children), node.span)
+
+    def done(self) -> bool:
+        return self.pos >= len(self.atoms)
+
+    def peek(self, offset: int = 0) -> Child | None:
+        i = self.pos + offset
+        return self.atoms[i] if i < len(self.atoms) else None
+
+    def peek_word(self, offset: int = 0) -> str | None:
+        atom = self.peek(offset)
+        return atom.text if isinstance(atom, Token) and atom.type == "NAME" else None
+
+    def here(self) -> Span:
+        atom = self.peek()
+        if atom is not None:
+            return atom.span
+        last = self.atoms[-1].span if self.atoms else self.span
+        return Span(file=last.file, line=last.end_line, col=last.end_col, end_line=last.end_line,
+                    end_col=last.end_col + 1)
+
+    def next(self) -> Child | None:
+        atom = self.peek()
+        if atom is not None:
+            self.pos += 1
+        return atom
+
+    def word(self, what: str, choices: Sequence[str] = ()) -> Token:
+        atom = self.next()
+        if isinstance(atom, Token) and atom.type == "NAME":
+            if choices and atom.text not in choices:
+                hint = did_you_mean(atom.text, choices)
+                raise _fail(
+                    "RL203",
+                    f"unknown {what} `{atom.text}`",
+                    atom.span,
+                    help=(hint + " " if hint else "") + f"expected {one_of(list(choices))}",
+                )
+            return atom
+        raise self._expected(atom, what + (f" ({one_of(list(choices))})" if choices else ""))
+
+    def expect_word(self, word: str) -> Token:
+        atom = self.peek()
+        if isinstance(atom, Token) and atom.type == "NAME" and atom.text == word:
+            self.pos += 1
+            return atom
+        raise self._expected(atom, f"`{word}`", back=0)
+
+    def accept_word(self, *words: str) -> Token | None:
+        atom = self.peek()
+        if isinstance(atom, Token) and atom.type == "NAME" and atom.text in words:
+            self.pos += 1
+            return atom
+        return None
+
+    def number(self, what: str) -> Token:
+        atom = self.next()
+        if isinstance(atom, Token) and atom.type == "NUMLIT":
+            return atom
+        raise self._expected(atom, what)
+
+    def string(self, what: str) -> Token:
+        atom = self.next()
+        if isinstance(atom, Token) and atom.type == "STRING":
+            return atom
+        raise self._expected(atom, what)
+
+    def compare(self) -> Token:
+        atom = self.next()
+        if isinstance(atom, Token) and atom.type == "COMPARE":
+            if atom.text in ("==", "!="):
+                raise _fail("RL204", f"a gate compares with `<`, `<=`, `>` or `>=`, not `{atom.text}`", atom.span)
+            return atom
+        raise self._expected(atom, "a comparison (`<`, `<=`, `>` or `>=`)")
+
+    def _expected(self, atom: Child | None, what: str, back: int = 1) -> LoweringError:
+        if atom is None:
+            return _fail("RL202", f"expected {what}", self.here(), label="missing here")
+        shown = atom.text if isinstance(atom, Token) else atom.tokens()[0].text + "(...)"
+        return _fail("RL202", f"expected {what}, found `{shown}`", atom.span)
+
+    def end(self, what: str) -> None:
+        atom = self.peek()
+        if atom is not None:
+            shown = atom.text if isinstance(atom, Token) else atom.tokens()[0].text + "(...)"
+            raise _fail(
+                "RL206",
+                f"unexpected `{shown}` after {what}",
+                atom.span,
+                help="separate options with `,`" if isinstance(atom, Token) and atom.type == "NAME" else "",
+            )
+
+
+def _phrases(node: Node) -> list[Phrase]:
+    return [Phrase.of(p) for p in node.nodes("phrase")]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option in a phrase list: its leading words and how to read the rest."""
+
+    words: tuple[str, ...]
+    read: Callable[[Phrase], Any]
+    field: str
+    example: str
+
+
+def _read_options(
+    phrases: Iterable[Phrase],
+    specs: Sequence[OptionSpec],
+    context: str,
+    sink: list[Diagnostic],
+) -> dict[str, tuple[Any, Span]]:
+    """Match each phrase against the option table; unknown options get a did-you-mean."""
+    found: dict[str, tuple[Any, Span]] = {}
+    names = [" ".join(s.words) for s in specs]
+    for phrase in phrases:
+        if phrase.done():
+            continue
+        start = phrase.here()
+        spec = _match_spec(phrase, specs)
+        if spec is None:
+            atom = phrase.peek()
+            text = atom.text if isinstance(atom, Token) else "(...)"
+            words = []
+            for a in phrase.atoms[phrase.pos:]:
+                if isinstance(a, Token) and a.type == "NAME":
+                    words.append(a.text)
+                else:
+                    break
+            guess = did_you_mean(" ".join(words) or text, names) or did_you_mean(text, names)
+            examples = ", ".join(f"`{s.example}`" for s in specs[:6])
+            sink.append(
+                error(
+                    "RL207",
+                    f"unknown option `{' '.join(words) or text}` for {context}",
+                    start,
+                    help=(guess + " " if guess else "") + f"{context} takes: {examples}",
+                )
+            )
+            continue
+        try:
+            value = spec.read(phrase)
+            phrase.end(f"`{' '.join(spec.words)}`")
+        except LoweringError as exc:
+            sink.append(exc.diagnostic)
+            continue
+        except units.UnitError as exc:
+            sink.append(error("RL201", exc.message, _value_span(phrase, start), help=exc.help))
+            continue
+        if spec.field in found:
+            sink.append(error("RL208", f"option `{' '.join(spec.words)}` given twice", start))
+            continue
+        found[spec.field] = (value, join_spans(start, phrase.atoms[-1].span))
+    return found
+
+
+def _value_span(phrase: Phrase, fallback: Span) -> Span:
+    prev = phrase.atoms[phrase.pos - 1] if 0 < phrase.pos <= len(phrase.atoms) else None
+    return prev.span if prev is not None else fallback
+
+
+def _match_spec(phrase: Phrase, specs: Sequence[OptionSpec]) -> OptionSpec | None:
+    best: OptionSpec | None = None
+    for spec in specs:
+        if all(phrase.peek_word(i) == w for i, w in enumerate(spec.words)):
+            if best is None or len(spec.words) > len(best.words):
+                best = spec
+    if best is not None:
+        phrase.pos += len(best.words)
+    return best
+
+
+def _dur(what: str) -> Callable[[Phrase], float]:
+    return lambda p: units.duration(p.number(what).text, what)
+
+
+def _pct(what: str, *, allow_negative: bool = False) -> Callable[[Phrase], float]:
+    return lambda p: units.percent(p.number(what).text, what, allow_negative=allow_negative)
+
+
+def _int(what: str, minimum: int = 0) -> Callable[[Phrase], int]:
+    return lambda p: int(units.number(p.number(what).text, what, integer=True, minimum=minimum))
+
+
+def _word(what: str, choices: Sequence[str]) -> Callable[[Phrase], str]:
+    return lambda p: p.word(what, choices).text
+
+
+def _name(what: str) -> Callable[[Phrase], tuple[str, Span]]:
+    def read(p: Phrase) -> tuple[str, Span]:
+        tok = p.word(what)
+        return tok.text, tok.span
+
+    return read
+
+
+def _const(value: T) -> Callable[[Phrase], T]:
+    return lambda p: value
+
+
+_EVERY = OptionSpec(("every",), _dur("the interval"), "interval_s", "every 5m")
+_FAIL_AFTER = OptionSpec(("fail", "after"), _int("the failure limit", 1), "failure_limit", "fail after 3")
+_FROM = OptionSpec(("from",), _name("a stage name"), "from_stage", "from mpr")
+
+SLO_OPTIONS = (_EVERY, _FAIL_AFTER, _FROM)
+DRIFT_OPTIONS = (
+    _EVERY,
+    _FAIL_AFTER,
+    _FROM,
+    OptionSpec(("bins",), _int("the number of bins", 2), "bins", "bins 10"),
+    OptionSpec(("min", "samples"), _int("the minimum sample", 1), "min_samples", "min samples 1000"),
+    OptionSpec(("vs",), _word("reference", ("stable", "training")), "reference", "vs stable"),
+    OptionSpec(("delta",), lambda p: units.number(p.number("delta").text, "delta"), "delta", "delta 0.002"),
+)
+BUSINESS_OPTIONS = (
+    OptionSpec(("sequential",), _word("spending function", ("obrien-fleming", "pocock")), "sequential",
+               "sequential obrien-fleming"),
+    OptionSpec(("fixed", "horizon"), _const("fixed"), "test", "fixed horizon"),
+    OptionSpec(("fixed",), _const("fixed"), "test", "fixed"),
+    OptionSpec(("msprt",), _const("msprt"), "test", "msprt"),
+    OptionSpec(("bayesian",), _const("bayesian"), "test", "bayesian"),
+    OptionSpec(("alpha",), _pct("alpha"), "alpha", "alpha 5%"),
+    OptionSpec(("power",), _pct("power"), "power", "power 80%"),
+    OptionSpec(("min", "effect"), lambda p: units.fraction_or_percent(p.number("the effect").text, "the effect"),
+               "min_effect", "min effect -2%"),
+    OptionSpec(("one-sided",), _const("one"), "sided", "one-sided"),
+    OptionSpec(("two-sided",), _const("two"), "sided", "two-sided"),
+    OptionSpec(("analysis",), _word("analysis", ("arrived", "matured")), "analysis", "analysis arrived"),
+    OptionSpec(("tau",), lambda p: units.number(p.number("tau").text, "tau", minimum=0), "tau", "tau 0.01"),
+    _EVERY,
+    _FROM,
+)
+
+
+# -- the pass ----------------------------------------------------------------------------
+
+
+class Lowerer:
+    """Lowers one file's syntax tree; collects diagnostics instead of stopping."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.diagnostics: list[Diagnostic] = []
+
+    # utilities
+
+    def guard(self, fn: Callable[[], T]) -> T | None:
+        """Run one construct's lowering; a problem becomes a diagnostic and None."""
+        try:
+            return fn()
+        except LoweringError as exc:
+            self.diagnostics.append(exc.diagnostic)
+        return None
+
+    def unit(self, token: Token, convert: Callable[[str], T]) -> T:
+        try:
+            return convert(token.text)
+        except units.UnitError as exc:
+            raise _fail("RL201", exc.message, token.span, help=exc.help) from None
+
+    def duplicate(self, kind: str, items: Iterable[tuple[str, Span]]) -> None:
+        seen: dict[str, Span] = {}
+        for name, span in items:
+            if name in seen:
+                first = seen[name]
+                self.diagnostics.append(
+                    error(
+                        "RL101",
+                        f"{kind} `{name}` is defined twice",
+                        span,
+                        label="second definition",
+                        notes=(f"first defined at {first}",),
+                        help=f"rename one of them; {kind} names must be unique",
+                    )
+                )
+            else:
+                seen[name] = span
+
+    # file
+
+    def lower_file(self, tree: Node) -> ir.File:
+        imports: list[ir.Import] = []
+        gate_sets: list[ir.GateSet] = []
+        rollouts: list[ir.Rollout] = []
+        for child in tree.children:
+            if not isinstance(child, Node):
+                continue
+            if child.kind == "import_decl":
+                tok = child.toks("STRING")[0]
+                imports.append(ir.Import(span=child.span, path=unquote(tok)))
+            elif child.kind == "gate_set":
+                gs = self.guard(lambda c=child: self.gate_set(c))  # type: ignore[misc]
+                if gs is not None:
+                    gate_sets.append(gs)
+            elif child.kind == "rollout":
+                ro = self.guard(lambda c=child: self.rollout(c))  # type: ignore[misc]
+                if ro is not None:
+                    rollouts.append(ro)
+        self.duplicate("gate set", ((g.name, g.span) for g in gate_sets))
+        self.duplicate("rollout", ((r.name, r.span) for r in rollouts))
+        return ir.File(span=tree.span, path=self.path, imports=tuple(imports), gate_sets=tuple(gate_sets),
+                       rollouts=tuple(rollouts))
+
+    def gate_set(self, node: Node) -> ir.GateSet:
+        name = node.toks("NAME")[0].text
+        gates, rules, metrics = [], [], []
+        for child in node.children:
+            if isinstance(child, Node):
+                self._body_item(child, gates, rules, metrics, origin=name)
+        self.duplicate("gate", ((g.name, g.span) for g in gates))
+        self.duplicate("metric", ((m.name, m.span) for m in metrics))
+        return ir.GateSet(span=node.span, name=name, gates=tuple(gates), rules=tuple(rules),
+                          label_metrics=tuple(metrics))
+
+    def _body_item(self, child: Node, gates: list[Any], rules: list[Any], metrics: list[Any],
+                   origin: str | None = None) -> bool:
+        if child.kind == "gate":
+            g = self.guard(lambda: self.gate(child, origin))
+            if g is not None:
+                gates.append(g)
+        elif child.kind == "rollback_rule":
+            r = self.guard(lambda: self.rollback_rule(child, origin))
+            if r is not None:
+                rules.append(r)
+        elif child.kind == "label_metric":
+            m = self.guard(lambda: self.label_metric(child, origin))
+            if m is not None:
+                metrics.append(m)
+        else:
+            return False
+        return True
+
+    # rollout
+
+    def rollout(self, node: Node) -> ir.Rollout:
+        fields: dict[str, Any] = {"name": node.toks("NAME")[0].text}
+        lists: dict[str, list[Any]] = {k: [] for k in (
+            "models", "signatures", "consumers", "label_metrics", "routes", "gates", "rules", "uses",
+            "budgets", "scenarios", "pipeline", "approvals")}
+        singles_seen: dict[str, Span] = {}
+
+        def single(key: str, span: Span, value: Any, label: str) -> None:
+            if value is None:
+                return
+            if key in singles_seen:
+                self.diagnostics.append(
+                    error("RL102", f"`{label}` is given twice", span,
+                          notes=(f"first given at {singles_seen[key]}",),
+                          help=f"a rollout has one `{label}`; remove one")
+                )
+                return
+            singles_seen[key] = span
+            fields[key] = value
+
+        for child in node.children:
+            if not isinstance(child, Node):
+                continue
+            k = child.kind
+            if self._body_item(child, lists["gates"], lists["rules"], lists["label_metrics"]):
+                continue
+            if k in ("service", "namespace"):
+                single(k, child.span, child.toks("NAME")[0].text, k)
+            elif k == "owner":
+                single(k, child.span, self.guard(lambda c=child: unquote(c.toks("STRING")[0])), k)  # type: ignore[misc]
+            elif k == "model_version":
+                _append(lists["models"], self.guard(lambda c=child: self.model_version(c)))  # type: ignore[misc]
+            elif k == "signature":
+                _append(lists["signatures"], self.guard(lambda c=child: self.signature(c)))  # type: ignore[misc]
+            elif k == "serving":
+                single(k, child.span, self.guard(lambda c=child: self.serving(c)), k)  # type: ignore[misc]
+            elif k == "consumers":
+                for c in child.nodes("consumer"):
+                    _append(lists["consumers"], self.guard(lambda c=c: self.consumer(c)))  # type: ignore[misc]
+            elif k == "traffic_model":
+                single("traffic", child.span, self.guard(lambda c=child: self.traffic(c)), "traffic")  # type: ignore[misc]
+            elif k == "metrics_source":
+                single("metrics_source", child.span, self.guard(lambda c=child: self.metrics_source(c)),  # type: ignore[misc]
+                       "metrics")
+            elif k == "shadow":
+                single(k, child.span, self.guard(lambda c=child: self.shadow(c)), k)  # type: ignore[misc]
+            elif k in ("canary", "blue_green", "rolling"):
+                strategy = self.guard(lambda c=child: self.strategy(c))  # type: ignore[misc]
+                if strategy is not None and "strategy" in singles_seen:
+                    self.diagnostics.append(
+                        error("RL301", "a rollout has one strategy: canary, blue-green or rolling", child.span,
+                              notes=(f"a strategy is already given at {singles_seen['strategy']}",),
+                              help="a shadow phase combines with any strategy: `shadow 100% for 24h`")
+                    )
+                else:
+                    single("strategy", child.span, strategy, "strategy")
+            elif k == "route":
+                _append(lists["routes"], self.guard(lambda c=child: self.route(c)))  # type: ignore[misc]
+            elif k == "use_gates":
+                lists["uses"].append(ir.UseGates(span=child.span, name=child.toks("NAME")[0].text))
+            elif k == "budget":
+                _append(lists["budgets"], self.guard(lambda c=child: self.budget(c)))  # type: ignore[misc]
+            elif k == "scenario":
+                _append(lists["scenarios"], self.guard(lambda c=child: self.scenario(c)))  # type: ignore[misc]
+            elif k == "holdout":
+                single(k, child.span, self.guard(lambda c=child: self.holdout(c)), k)  # type: ignore[misc]
+            elif k == "pipeline":
+                for h in child.nodes("pipeline_hook"):
+                    _append(lists["pipeline"], self.guard(lambda h=h: ir.PipelineHook(  # type: ignore[misc]
+                        span=h.span, name=h.toks("NAME")[0].text, command=unquote(h.toks("STRING")[0]))))
+            elif k == "approval":
+                _append(lists["approvals"], self.guard(lambda c=child: ir.Approval(  # type: ignore[misc]
+                    span=c.span, what=c.toks("NAME")[0].text,
+                    approvers=tuple(unquote(t) for t in c.toks("STRING")))))
+            elif k == "request_log":
+                single("request_log", child.span, self.guard(lambda c=child: self.request_log(c)), "log")  # type: ignore[misc]
+        for key, items in lists.items():
+            fields[key] = tuple(items)
+
+        self.duplicate("gate", ((g.name, g.span) for g in fields["gates"]))
+        self.duplicate("metric", ((m.name, m.span) for m in fields["label_metrics"]))
+        self.duplicate("scenario", ((s.name, s.span) for s in fields["scenarios"]))
+        self.duplicate("pipeline hook", ((h.name, h.span) for h in fields["pipeline"]))
+        self.duplicate("consumer", ((c.name, c.span) for c in fields["consumers"]))
+        self.duplicate("model role", ((m.role, m.span) for m in fields["models"]))
+        self.duplicate("signature for", ((s.applies_to, s.span) for s in fields["signatures"]))
+        return ir.Rollout(span=node.span, **fields)
+
+    # models
+
+    def model_version(self, node: Node) -> ir.ModelVersion:
+        role = cast(ir.Role, node.toks("ROLE")[0].text)
+        name = node.toks("NAME")[0].text
+        vnode = node.node("version")
+        assert vnode is not None
+        vtok = vnode.tokens()[0]
+        m = _SEMVER.match(vtok.text)
+        semver = None
+        if m:
+            semver = ir.SemVer(major=int(m.group(1)), minor=int(m.group(2)), patch=int(m.group(3)),
+                               prerelease=m.group(4) or "", build=m.group(5) or "")
+        pin_node = node.node("pin")
+        source = node.node("model_source")
+        return ir.ModelVersion(
+            span=node.span,
+            role=role,
+            name=name,
+            version=vtok.text,
+            semver=semver,
+            version_span=vtok.span,
+            pin=self.pin(pin_node) if pin_node else None,
+            registry_uri=unquote(source.toks("STRING")[0]) if source else None,
+        )
+
+    def pin(self, node: Node) -> ir.ArtifactPin:
+        tok = node.tokens()[0]
+        if tok.type == "DIGEST":
+            return ir.ArtifactPin(span=tok.span, digest=tok.text)
+        return ir.ArtifactPin(span=tok.span, tag=tok.text)
+
+    def signature(self, node: Node) -> ir.Signature:
+        role_tok = node.tok("ROLE")
+        inputs: list[ir.SignatureField] = []
+        outputs: list[ir.SignatureField] = []
+        for section in node.nodes("signature_section"):
+            direction = section.toks("SIG_DIRECTION")[0].text
+            target = inputs if direction == "in" else outputs
+            for f in section.nodes("signature_field"):
+                field_ = self.guard(lambda f=f: self.signature_field(f))  # type: ignore[misc]
+                if field_ is not None:
+                    target.append(field_)
+        self.duplicate("input", ((f.name, f.span) for f in inputs))
+        self.duplicate("output", ((f.name, f.span) for f in outputs))
+        for f in outputs:
+            if f.optional:
+                self.diagnostics.append(error("RL209", f"output `{f.name}` cannot be optional", f.span,
+                                              help="only inputs may be optional (`name?: type`)"))
+        applies = cast(Literal["both", "stable", "candidate"], role_tok.text if role_tok else "both")
+        return ir.Signature(span=node.span, applies_to=applies, inputs=tuple(inputs), outputs=tuple(outputs))
+
+    def signature_field(self, node: Node) -> ir.SignatureField:
+        type_node = node.node("type_ref")
+        assert type_node is not None
+        return ir.SignatureField(
+            span=node.span,
+            name=node.toks("NAME")[0].text,
+            optional=node.tok("OPTIONAL") is not None,
+            type=self.type_ref(type_node),
+        )
+
+    def type_ref(self, node: Node) -> ir.TypeRef:
+        name_tok = node.toks("NAME")[0]
+        base = name_tok.text
+        args = [c for c in node.children if c is not name_tok]
+        if base in SCALAR_TYPES:
+            if args:
+                raise _fail("RL210", f"`{base}` takes no type arguments", node.span, help=f"write `{base}`")
+            return ir.TypeRef(span=node.span, base=base)
+        if base not in CONTAINER_TYPES:
+            hint = did_you_mean(base, SCALAR_TYPES + CONTAINER_TYPES)
+            raise _fail("RL210", f"unknown type `{base}`", name_tok.span,
+                        help=hint or f"types are {one_of(list(SCALAR_TYPES + CONTAINER_TYPES))}")
+        if not args or not isinstance(args[0], Node):
+            raise _fail("RL210", f"`{base}` needs an element type, as in `{base}<float32"
+                        + (", 256>`" if base != "list" else ">`"), node.span)
+        element = self.type_ref(args[0])
+        dims: list[int] = []
+        for a in args[1:]:
+            if not isinstance(a, Token) or a.type != "NUMLIT":
+                raise _fail("RL210", "a dimension must be a whole number", a.span)
+            dims.append(int(self.unit(a, lambda t: units.number(t, "a dimension", integer=True, minimum=1))))
+        if base == "list" and dims:
+            raise _fail("RL210", "`list` has no fixed size", node.span,
+                        help="use `vector<T, N>` for a fixed-size output")
+        if base == "vector" and len(dims) != 1:
+            raise _fail("RL210", "`vector` needs exactly one dimension, as in `vector<float32, 256>`", node.span)
+        if base == "tensor" and not dims:
+            raise _fail("RL210", "`tensor` needs its dimensions, as in `tensor<float32, 3, 224, 224>`", node.span)
+        return ir.TypeRef(span=node.span, base=base, element=element, dims=tuple(dims))
+
+    def serving(self, node: Node) -> ir.Serving:
+        out: dict[str, Any] = {}
+        for item in node.children:
+            if not isinstance(item, Node):
+                continue
+            if item.kind == "serving_image":
+                out["image"] = unquote(item.toks("STRING")[0])
+                pin = item.node("pin")
+                if pin:
+                    out["image_pin"] = self.pin(pin)
+            elif item.kind == "serving_replicas":
+                nums = item.toks("NUMLIT")
+                lo = int(self.unit(nums[0], lambda t: units.number(t, "replicas", integer=True, minimum=0)))
+                hi = int(self.unit(nums[-1], lambda t: units.number(t, "replicas", integer=True, minimum=0)))
+                if hi < lo:
+                    raise _fail("RL211", f"replica range {lo}..{hi} is empty", item.span,
+                                help=f"write the smaller bound first: `{hi}..{lo}`")
+                out["replicas_min"], out["replicas_max"] = lo, hi
+            elif item.kind == "serving_resources":
+                out["resources"] = self.resources(item)
+            elif item.kind == "serving_warmup":
+                out["warmup_s"] = self.unit(item.toks("NUMLIT")[0], lambda t: units.duration(t, "warm-up"))
+        return ir.Serving(span=node.span, **out)
+
+    def resources(self, node: Node) -> ir.Resources:
+        out: dict[str, Any] = {}
+        for r in node.nodes("resource"):
+            name = r.toks("NAME")[0]
+            value = r.toks("NUMLIT")[0]
+            if name.text == "cpu":
+                out["cpu"] = self.unit(value, units.cpu)
+            elif name.text == "memory":
+                out["memory_bytes"] = self.unit(value, units.memory)
+            elif name.text == "gpu":
+                out["gpu"] = int(self.unit(value, lambda t: units.number(t, "gpu", integer=True, minimum=0)))
+            else:
+                hint = did_you_mean(name.text, ("cpu", "memory", "gpu"))
+                raise _fail("RL203", f"unknown resource `{name.text}`", name.span,
+                            help=hint or "resources are `cpu`, `memory` and `gpu`")
+        return ir.Resources(span=node.span, **out)
+
+    def header_match(self, node: Node, span: Span) -> ir.HeaderMatch:
+        kind = node.toks("MATCH_KIND")[0].text
+        strings = node.toks("STRING")
+        op = node.toks("MATCH_OP")[0].text
+        match = {"=": "exact", "~": "regex", "^=": "prefix"}[op]
+        name = unquote(strings[0])
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+            raise _fail("RL212", f"`{name}` is not a valid {kind} name", strings[0].span,
+                        help=f"a {kind} name is one token, e.g. \"x-ml-preview\"; put the value after `=`")
+        value = unquote(strings[1])
+        if match == "regex":
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise _fail("RL212", f"invalid regular expression: {exc.msg}", strings[1].span) from None
+        return ir.HeaderMatch(span=span, kind=cast(Literal["header", "cookie"], kind),
+                              match=cast(Literal["exact", "regex", "prefix"], match), name=name, value=value)
+
+    def consumer(self, node: Node) -> ir.Consumer:
+        names = node.toks("NAME")
+        dim = int(self.unit(node.toks("NUMLIT")[0],
+                            lambda t: units.number(t, "the expected dimension", integer=True, minimum=1)))
+        adapter = node.node("consumer_adapter")
+        route = node.node("consumer_route")
+        return ir.Consumer(
+            span=node.span,
+            name=names[0].text,
+            output=names[1].text,
+            expects_dim=dim,
+            adapter=unquote(adapter.toks("STRING")[0]) if adapter else None,
+            route=self.header_match(route, route.span) if route else None,
+        )
+
+    def route(self, node: Node) -> ir.Route:
+        return ir.Route(span=node.span, match=self.header_match(node, node.span),
+                        target=cast(ir.Role, node.toks("ROLE")[0].text))
+
+    # traffic and metrics
+
+    def traffic(self, node: Node) -> ir.TrafficModel:
+        phrases = _phrases(node)
+        first = phrases[0]
+        tok = first.number("a request rate like `12000 rps`")
+        lit = self.unit(tok, units.split)
+        unit = lit.unit
+        if not unit:
+            unit_tok = first.accept_word("rps", "rpm", "rph")
+            if unit_tok is None:
+                raise _fail("RL201", "missing unit: a request rate needs `rps`, `rpm` or `rph`", tok.span,
+                            help=f"write `traffic {lit.text} rps`")
+            unit = unit_tok.text
+        per = {"rps": 1.0, "rpm": 60.0, "rph": 3600.0}
+        if unit not in per:
+            raise _fail("RL201", f"`{unit}` is not a request-rate unit", tok.span, help="use `rps`, `rpm` or `rph`")
+        if lit.number <= 0:
+            raise _fail("RL201", "the request rate must be positive", tok.span)
+        rest = [Phrase(first.atoms[first.pos:], first.span)] + phrases[1:]
+        opts = _read_options(
+            rest,
+            (
+                OptionSpec(("diurnal",), _pct("the diurnal amplitude"), "diurnal", "diurnal 30%"),
+                OptionSpec(("peak",), _dur("the peak hour"), "peak", "peak 14h"),
+            ),
+            "traffic",
+            self.diagnostics,
+        )
+        peak = opts.get("peak", (None, None))[0]
+        if peak is not None and peak > 86400:
+            self.diagnostics.append(error("RL201", "the peak hour is a time of day, within 24h", opts["peak"][1]))
+        return ir.TrafficModel(
+            span=node.span,
+            rate_rps=lit.number / per[unit],
+            diurnal_amplitude=opts.get("diurnal", (0.0, None))[0] / 100.0,
+            peak_hour=None if peak is None else peak / 3600.0,
+        )
+
+    def metrics_source(self, node: Node) -> ir.MetricsSource:
+        kind_tok = node.toks("NAME")[0]
+        if kind_tok.text != "prometheus":
+            hint = did_you_mean(kind_tok.text, ("prometheus",))
+            raise _fail("RL203", f"unknown metrics source `{kind_tok.text}`", kind_tok.span,
+                        help=hint or "the supported source is `prometheus`")
+        queries = tuple(
+            ir.QueryOverride(span=q.span, name=q.toks("NAME")[0].text, query=unquote(q.toks("STRING")[0]))
+            for q in node.nodes("metric_query")
+        )
+        self.duplicate("query", ((q.name, q.span) for q in queries))
+        return ir.MetricsSource(span=node.span, kind="prometheus", address=unquote(node.toks("STRING")[0]),
+                                queries=queries)
+
+    def label_metric(self, node: Node, origin: str | None) -> ir.LabelMetric:
+        name = node.toks("NAME")[0].text
+        phrases = _phrases(node)
+        first = phrases[0]
+        kind_tok = first.word("metric kind", ("binary", "continuous"))
+        kind = kind_tok.text
+        rest = [Phrase(first.atoms[first.pos:], first.span)] + phrases[1:]
+
+        def baseline(p: Phrase) -> float:
+            tok = p.number("the baseline")
+            if kind == "binary":
+                value = units.fraction_or_percent(tok.text, "the baseline rate")
+                if not 0 < value < 1:
+                    raise units.UnitError("a binary metric's baseline is a rate between 0% and 100%",
+                                          "write it like `4.2%`")
+                return value
+            return units.number(tok.text, "the baseline")
+
+        opts = _read_options(
+            rest,
+            (
+                OptionSpec(("baseline",), baseline, "baseline", "baseline 4.2%"),
+                OptionSpec(("sd",), lambda p: units.number(p.number("sd").text, "sd", minimum=0), "sd", "sd 3.5"),
+                OptionSpec(("labels",), self.label_delay, "labels", "labels lognormal(median 2h, p95 8h)"),
+            ),
+            f"metric `{name}`",
+            self.diagnostics,
+        )
+        if "baseline" not in opts:
+            raise _fail("RL213", f"metric `{name}` needs a baseline", node.span,
+                        help="add `baseline 4.2%` (binary) or `baseline 1.3, sd 4` (continuous)")
+        if kind == "continuous" and "sd" not in opts:
+            raise _fail("RL213", f"continuous metric `{name}` needs a standard deviation", node.span,
+                        help="add `sd 3.5`: the power check and the simulator need it")
+        delay = opts["labels"][0] if "labels" in opts else ir.LabelDelay(span=node.span, distribution="immediate")
+        return ir.LabelMetric(
+            span=node.span,
+            name=name,
+            kind=cast(Literal["binary", "continuous"], kind),
+            baseline=opts["baseline"][0],
+            sd=opts.get("sd", (None, None))[0],
+            delay=delay,
+            origin=origin,
+        )
+
+    def label_delay(self, p: Phrase) -> ir.LabelDelay:
+        atom = p.next()
+        if isinstance(atom, Token) and atom.type == "NAME" and atom.text == "immediate":
+            return ir.LabelDelay(span=atom.span, distribution="immediate")
+        if not isinstance(atom, Node) or atom.kind != "call":
+            span = atom.span if atom is not None else p.here()
+            raise _fail("RL214", "expected a label delay distribution", span,
+                        help="write `immediate`, `fixed(2h)`, `exponential(mean 1h)` or "
+                             "`lognormal(median 2h, p95 8h)`")
+        fn = atom.toks("NAME")[0]
+        if fn.text not in DELAY_DISTRIBUTIONS:
+            hint = did_you_mean(fn.text, DELAY_DISTRIBUTIONS)
+            raise _fail("RL214", f"unknown delay distribution `{fn.text}`", fn.span,
+                        help=hint or f"use {one_of(list(DELAY_DISTRIBUTIONS))}")
+        args = [Phrase.of(a) for a in atom.nodes("phrase")]
+        if fn.text == "fixed":
+            if len(args) != 1:
+                raise _fail("RL214", "`fixed` takes one duration, as in `fixed(2h)`", atom.span)
+            d = self.unit(args[0].number("a duration"), lambda t: units.duration(t, "the delay"))
+            args[0].end("the delay")
+            return ir.LabelDelay(span=atom.span, distribution="fixed", fixed_s=d)
+        spec = {
+            "exponential": (OptionSpec(("mean",), _dur("the mean delay"), "mean", "mean 1h"),),
+            "lognormal": (
+                OptionSpec(("median",), _dur("the median delay"), "median", "median 2h"),
+                OptionSpec(("p95",), _dur("the 95th percentile delay"), "p95", "p95 8h"),
+                OptionSpec(("sigma",), lambda q: units.number(q.number("sigma").text, "sigma", minimum=0),
+                           "sigma", "sigma 1"),
+            ),
+            "immediate": (),
+        }[fn.text]
+        opts = _read_options(args, spec, f"`{fn.text}(...)`", self.diagnostics)
+        if fn.text == "immediate":
+            return ir.LabelDelay(span=atom.span, distribution="immediate")
+        if fn.text == "exponential":
+            if "mean" not in opts:
+                raise _fail("RL214", "`exponential` needs its mean, as in `exponential(mean 1h)`", atom.span)
+            return ir.LabelDelay(span=atom.span, distribution="exponential", mean_s=opts["mean"][0])
+        if "median" not in opts or ("p95" not in opts and "sigma" not in opts):
+            raise _fail("RL214", "`lognormal` needs a median and a p95 (or sigma)", atom.span,
+                        help="write `lognormal(median 2h, p95 8h)`")
+        median = opts["median"][0]
+        if median <= 0:
+            raise _fail("RL214", "the median delay must be positive", opts["median"][1])
+        if "p95" in opts:
+            p95 = opts["p95"][0]
+            if p95 <= median:
+                raise _fail("RL214", "the p95 delay must be longer than the median", opts["p95"][1],
+                            help="p95 is the delay that 95% of labels beat; it is above the median")
+        else:
+            import math
+
+            p95 = median * math.exp(1.6448536269514722 * opts["sigma"][0])
+        return ir.LabelDelay(span=atom.span, distribution="lognormal", median_s=median, p95_s=p95)
+
+    # strategy
+
+    def shadow(self, node: Node) -> ir.Shadow:
+        pct_tok = node.toks("NUMLIT")[0]
+        pct = self.unit(pct_tok, lambda t: units.percent(t, "the shadow share"))
+        if pct <= 0:
+            raise _fail("RL303", "a shadow of 0% mirrors nothing", pct_tok.span,
+                        help="mirror a share in (0%, 100%], or remove the shadow")
+        fr = node.node("shadow_for")
+        if fr is not None:
+            d = self.unit(fr.toks("NUMLIT")[0], lambda t: units.duration(t, "the shadow phase"))
+            return ir.Shadow(span=node.span, percent=pct, duration_s=d)
+        al = node.node("shadow_alongside")
+        assert al is not None
+        until = al.tok("NUMLIT")
+        until_pct = self.unit(until, lambda t: units.percent(t, "the canary weight")) if until else None
+        return ir.Shadow(span=node.span, percent=pct, alongside_canary=True, until_percent=until_pct)
+
+    def strategy(self, node: Node) -> ir.Canary | ir.BlueGreen | ir.Rolling:
+        if node.kind == "canary":
+            stages = []
+            for i, st in enumerate(node.nodes("canary_stage"), start=1):
+                s = self.guard(lambda st=st, i=i: self.canary_stage(st, i))  # type: ignore[misc]
+                if s is not None:
+                    stages.append(s)
+            if not node.nodes("canary_stage"):
+                raise _fail("RL302", "a canary needs at least one stage", node.span,
+                            help="list weights and durations: `canary { 5% for 1h  100% }`")
+            self.duplicate("stage", ((s.name, s.span) for s in stages))
+            return ir.Canary(span=node.span, stages=tuple(stages))
+        phrases = _phrases(node)
+        if node.kind == "blue_green":
+            opts = _read_options(
+                phrases,
+                (
+                    OptionSpec(("preview", "for"), _dur("the preview"), "preview", "preview for 2h"),
+                    OptionSpec(("promote",), _word("promotion", ("manual", "auto")), "promote", "promote manual"),
+                    OptionSpec(("scale", "down", "after"), _dur("the scale-down delay"), "scale_down",
+                               "scale down after 30m"),
+                ),
+                "blue-green",
+                self.diagnostics,
+            )
+            return ir.BlueGreen(
+                span=node.span,
+                preview_s=opts.get("preview", (None, None))[0],
+                promotion=opts.get("promote", ("manual", None))[0],
+                scale_down_delay_s=opts.get("scale_down", (None, None))[0],
+            )
+
+        def surge(p: Phrase) -> ir.SurgeValue:
+            tok = p.number("a percentage or a pod count")
+            lit = units.split(tok.text)
+            if lit.unit == "%":
+                return ir.SurgeValue(value=units.percent(tok.text, "the share"), unit="percent")
+            return ir.SurgeValue(value=units.number(tok.text, "a pod count", integer=True, minimum=0), unit="pods")
+
+        opts = _read_options(
+            phrases,
+            (
+                OptionSpec(("max", "surge"), surge, "surge", "max surge 25%"),
+                OptionSpec(("max", "unavailable"), surge, "unavailable", "max unavailable 0"),
+            ),
+            "rolling",
+            self.diagnostics,
+        )
+        kw: dict[str, Any] = {}
+        if "surge" in opts:
+            kw["max_surge"] = opts["surge"][0]
+        if "unavailable" in opts:
+            kw["max_unavailable"] = opts["unavailable"][0]
+        return ir.Rolling(span=node.span, **kw)
+
+    def canary_stage(self, node: Node, index: int) -> ir.CanaryStage:
+        name_tok = node.tok("NAME")
+        weight_tok = node.toks("NUMLIT")[0]
+        weight = self.unit(weight_tok, lambda t: units.percent(t, "a canary weight"))
+        out: dict[str, Any] = {}
+        for end in node.children:
+            if isinstance(end, Node):
+                if end.kind == "stage_for":
+                    out["duration_s"] = self.unit(end.toks("NUMLIT")[0], lambda t: units.duration(t, "a stage"))
+                elif end.kind == "stage_until_approved":
+                    out["until_approved"] = True
+                elif end.kind == "stage_hold":
+                    out["hold"] = True
+        return ir.CanaryStage(span=node.span, name=name_tok.text if name_tok else f"stage-{index}",
+                              weight_percent=weight, weight_span=weight_tok.span, **out)
+
+    # gates and rules
+
+    def gate(self, node: Node, origin: str | None) -> ir.SloGate | ir.DriftGate | ir.BusinessGate:
+        name = node.toks("NAME")[0].text
+        phrases = _phrases(node)
+        cond = phrases[0]
+        rest = lambda: [Phrase(cond.atoms[cond.pos:], cond.span)] + phrases[1:]  # noqa: E731
+        first = cond.peek()
+        if isinstance(first, Node) and first.kind == "call":
+            return self.drift_gate(node, name, cond, rest, origin)
+        words: list[Token] = []
+        while (w := cond.peek()) is not None and isinstance(w, Token) and w.type == "NAME":
+            words.append(w)
+            cond.pos += 1
+        text = " ".join(w.text for w in words)
+        if not words:
+            raise _fail("RL215", f"gate `{name}` needs a condition", cond.here(),
+                        help="e.g. `p99 latency < 250ms`, `error rate < 0.5%`, `psi(scores) < 0.2` or "
+                             "`ctr change > -1% relative`")
+        span = join_spans(words[0].span, words[-1].span)
+        if len(words) == 2 and re.fullmatch(r"p\d{1,2}(\.\d+)?", words[0].text) and words[1].text == "latency":
+            op = cond.compare()
+            tok = cond.number("a latency threshold like `250ms`")
+            threshold = self.unit(tok, lambda t: units.duration(t, "a latency threshold"))
+            return self._slo(node, name, "latency", op, threshold, rest(), origin,
+                             percentile=float(words[0].text[1:]))
+        if text in ("error rate", "errors"):
+            op = cond.compare()
+            tok = cond.number("an error-rate threshold like `0.5%`")
+            threshold = self.unit(tok, lambda t: units.percent(t, "an error rate")) / 100.0
+            return self._slo(node, name, "error_rate", op, threshold, rest(), origin)
+        if text == "saturation":
+            op = cond.compare()
+            tok = cond.number("a saturation threshold like `80%`")
+            threshold = self.unit(tok, lambda t: units.percent(t, "saturation")) / 100.0
+            return self._slo(node, name, "saturation", op, threshold, rest(), origin)
+        if len(words) == 2 and words[1].text == "change":
+            return self.business_gate(node, name, words[0], cond, rest, origin)
+        if len(words) == 2 and words[0].text == "query":
+            op = cond.compare()
+            tok = cond.number("a threshold")
+            threshold = self.unit(tok, lambda t: units.number(t, "a query threshold"))
+            return self._slo(node, name, "query", op, threshold, rest(), origin, query=words[1].text)
+        known = ["p99 latency", "p95 latency", "p50 latency", "error rate", "saturation", "METRIC change",
+                 "query NAME", "psi(OUTPUT)"]
+        hint = did_you_mean(text, [k for k in known if k.islower()])
+        if len(words) == 2 and words[1].text.startswith("lat"):
+            hint = hint or "did you mean `latency`?"
+        raise _fail(
+            "RL215",
+            f"unknown gate condition `{text}`",
+            span,
+            help=(hint + " " if hint else "") + "a gate checks `pNN latency`, `error rate`, `saturation`, "
+            "`METRIC change`, `query NAME`, or a drift statistic such as `psi(scores)`",
+        )
+
+    def _slo(self, node: Node, name: str, signal: str, op: Token, threshold: float, rest: list[Phrase],
+             origin: str | None, percentile: float | None = None, query: str | None = None) -> ir.SloGate:
+        opts = _read_options(rest, SLO_OPTIONS, "an SLO gate", self.diagnostics)
+        return ir.SloGate(
+            span=node.span, name=name, signal=cast(Any, signal), percentile=percentile, query=query,
+            op=cast(ir.Comparison, op.text), threshold=threshold,
+            interval_s=opts.get("interval_s", (60.0, None))[0],
+            failure_limit=opts.get("failure_limit", (1, None))[0],
+            from_stage=_opt_name(opts, "from_stage"), origin=origin,
+        )
+
+    def drift_gate(self, node: Node, name: str, cond: Phrase, rest: Callable[[], list[Phrase]],
+                   origin: str | None) -> ir.DriftGate:
+        call = cast(Node, cond.next())
+        fn = call.toks("NAME")[0]
+        if fn.text not in DRIFT_STATISTICS:
+            hint = did_you_mean(fn.text, DRIFT_STATISTICS)
+            raise _fail("RL216", f"unknown drift statistic `{fn.text}`", fn.span,
+                        help=hint or f"drift gates use {one_of(list(DRIFT_STATISTICS))}")
+        args = call.nodes("phrase")
+        if len(args) != 1 or len(args[0].children) != 1 or not isinstance(args[0].children[0], Token) \
+                or args[0].children[0].type != "NAME":
+            raise _fail("RL216", f"`{fn.text}` takes the name of one input or output, as in `{fn.text}(scores)`",
+                        call.span)
+        target = cast(Token, args[0].children[0]).text
+        op: str = "<"
+        threshold: float | None = None
+        if fn.text != "adwin" or (isinstance(cond.peek(), Token) and cast(Token, cond.peek()).type == "COMPARE"):
+            op = cond.compare().text
+            tok = cond.number("a threshold")
+            threshold = self.unit(tok, lambda t: units.number(t, f"a {fn.text} threshold", minimum=0))
+        opts = _read_options(rest(), DRIFT_OPTIONS, "a drift gate", self.diagnostics)
+        return ir.DriftGate(
+            span=node.span, name=name, statistic=cast(Any, fn.text), target=target,
+            op=cast(ir.Comparison, op), threshold=threshold,
+            delta=opts.get("delta", (0.002 if fn.text == "adwin" else None, None))[0],
+            interval_s=opts.get("interval_s", (3600.0, None))[0],
+            failure_limit=opts.get("failure_limit", (1, None))[0],
+            bins=opts.get("bins", (10, None))[0],
+            min_samples=opts.get("min_samples", (None, None))[0],
+            reference=opts.get("reference", ("stable", None))[0],
+            from_stage=_opt_name(opts, "from_stage"), origin=origin,
+        )
+
+    def business_gate(self, node: Node, name: str, metric: Token, cond: Phrase,
+                      rest: Callable[[], list[Phrase]], origin: str | None) -> ir.BusinessGate:
+        op = cond.compare()
+        tok = cond.number("the change that matters, like `-1%`")
+        lit = self.unit(tok, units.split)
+        relative = True
+        word = cond.accept_word("relative", "absolute")
+        if word is not None:
+            relative = word.text == "relative"
+        if lit.unit == "%":
+            threshold = self.unit(tok, lambda t: units.percent(t, "a change", allow_negative=True)) / 100.0
+        elif lit.unit == "":
+            if relative and word is None:
+                raise _fail("RL201", "missing unit: write the change as a percentage", tok.span,
+                            help=f"write `{lit.text}%` (relative), or `{lit.text} absolute`")
+            threshold = lit.number
+        else:
+            raise _fail("RL201", f"`{tok.text}` is not a change", tok.span,
+                        help="write it like `-1% relative` or `-0.05 absolute`")
+        if threshold == 0:
+            raise _fail("RL217", "a business gate needs a non-zero change to detect", tok.span,
+                        help="write the smallest change that matters, e.g. `> -1% relative`")
+        opts = _read_options(rest(), BUSINESS_OPTIONS, "a business gate", self.diagnostics)
+        test = opts.get("test", (None, None))[0]
+        spending = opts.get("sequential", (None, None))[0]
+        if test is not None and spending is not None:
+            self.diagnostics.append(error("RL218", f"`{test}` and `sequential` are two different tests",
+                                          opts["sequential"][1], help="keep one of them"))
+        if test is None:
+            test = "group-sequential"
+            spending = spending or "obrien-fleming"
+        for key in ("alpha", "power"):
+            if key in opts and not 0 < opts[key][0] < 100:
+                self.diagnostics.append(error("RL201", f"{key} must be between 0% and 100%", opts[key][1]))
+        min_effect = opts.get("min_effect", (None, None))[0]
+        return ir.BusinessGate(
+            span=node.span, name=name, metric=metric.text, metric_span=metric.span,
+            op=cast(ir.Comparison, op.text), threshold=threshold, relative=relative,
+            test=cast(Any, test), spending=cast(Any, spending if test == "group-sequential" else None),
+            alpha=opts.get("alpha", (5.0, None))[0] / 100.0,
+            power=opts.get("power", (80.0, None))[0] / 100.0,
+            min_effect=min_effect,
+            sided=opts.get("sided", ("two", None))[0],
+            analysis=opts.get("analysis", ("arrived", None))[0],
+            interval_s=opts.get("interval_s", (None, None))[0],
+            tau=opts.get("tau", (None, None))[0],
+            from_stage=_opt_name(opts, "from_stage"), origin=origin,
+        )
+
+    def rollback_rule(self, node: Node, origin: str | None) -> ir.RollbackRule:
+        names = node.toks("NAME")
+        actions = []
+        for p in _phrases(node):
+            a = self.guard(lambda p=p: self.action(p))  # type: ignore[misc]
+            if a is not None:
+                actions.append(a)
+        kinds = [a.kind for a in actions]
+        if "rollback" in kinds and "promote" in kinds:
+            self.diagnostics.append(error("RL219", "a rule cannot both roll back and promote", node.span))
+        return ir.RollbackRule(span=node.span, gates=tuple(n.text for n in names),
+                               gate_spans=tuple(n.span for n in names), actions=tuple(actions), origin=origin)
+
+    def action(self, p: Phrase) -> ir.Action:
+        start = p.here()
+        verb = p.word("action", ("rollback", "pause", "notify", "promote"))
+        kw: dict[str, Any] = {}
+        if verb.text == "rollback":
+            if p.accept_word("now"):
+                kw["immediate"] = True
+            elif p.accept_word("after"):
+                kw["after_s"] = self.unit(p.number("a confirmation wait like `30m`"),
+                                          lambda t: units.duration(t, "the confirmation wait"))
+        elif verb.text == "notify":
+            kw["channel"] = unquote(p.string('a channel like "#team-oncall"'))
+        p.end(f"`{verb.text}`")
+        return ir.Action(span=join_spans(start, p.atoms[-1].span), kind=cast(Any, verb.text), **kw)
+
+    # policy
+
+    def budget(self, node: Node) -> ir.Budget:
+        (p, *extra) = _phrases(node)
+        if extra:
+            raise _fail("RL206", "a budget is one condition", extra[0].span,
+                        help="write one `budget` line per cap")
+        kind = p.word("budget", ("exposure", "duration")).text
+        op = p.compare()
+        if op.text not in ("<", "<="):
+            raise _fail("RL220", "a budget is a cap: use `<=`", op.span)
+        if kind == "duration":
+            d = self.unit(p.number("a duration"), lambda t: units.duration(t, "the duration budget"))
+            p.end("the budget")
+            return ir.Budget(span=node.span, kind="duration", max_duration_s=d)
+        tok = p.number("a share like `5%` or a count")
+        lit = self.unit(tok, units.split)
+        kw: dict[str, Any] = {}
+        if lit.unit == "%":
+            kw["max_percent"] = self.unit(tok, lambda t: units.percent(t, "the exposure budget"))
+            p.expect_word("of")
+            p.expect_word("requests")
+        else:
+            kw["max_requests"] = self.unit(tok, lambda t: units.number(t, "the exposure budget", minimum=0))
+            p.expect_word("requests")
+        if p.accept_word("before"):
+            kw["before_s"] = self.unit(p.number("a duration"), lambda t: units.duration(t, "the budget window"))
+        p.end("the budget")
+        return ir.Budget(span=node.span, kind="exposure", **kw)
+
+    def scenario(self, node: Node) -> ir.Scenario:
+        name = node.toks("NAME")[0].text
+        effects = []
+        for p in _phrases(node):
+            e = self.guard(lambda p=p: self.effect(p))  # type: ignore[misc]
+            if e is not None:
+                effects.append(e)
+        if not node.nodes("phrase"):
+            raise _fail("RL221", f"scenario `{name}` changes nothing", node.span,
+                        help="list effects: `scenario regression { ctr -2%, latency +15ms }`")
+        return ir.Scenario(span=node.span, name=name, effects=tuple(effects))
+
+    def effect(self, p: Phrase) -> ir.Effect:
+        start = p.here()
+        target = p.word("a metric, gate or `labels`")
+        if target.text == "labels":
+            metric = p.word("a metric name")
+            delay = self.label_delay(p)
+            p.end("the label delay")
+            return ir.Effect(span=join_spans(start, p.atoms[-1].span), target=metric.text, kind="labels",
+                             delay=delay)
+        tok = p.number("a change like `-2%` or `+15ms`")
+        lit = self.unit(tok, units.split)
+        kind = "relative" if lit.unit == "%" and target.text not in ("errors", "error-rate") else "absolute"
+        word = p.accept_word("relative", "absolute")
+        if word is not None:
+            kind = word.text
+        if lit.unit == "%":
+            value, unit = lit.number / 100.0, "fraction"
+            if abs(lit.number) > 100 and kind == "absolute":
+                raise _fail("RL201", f"`{tok.text}` is over 100%", tok.span)
+        elif lit.unit in units.DURATION_UNITS:
+            value, unit = lit.number * units.DURATION_UNITS[lit.unit], "seconds"
+        elif lit.unit == "":
+            value, unit = lit.number, "number"
+        else:
+            raise _fail("RL201", f"`{tok.text}` is not a change", tok.span,
+                        help="write a percentage (`-2%`), a duration (`+15ms`) or a number (`0.3`)")
+        after = 0.0
+        if p.accept_word("after"):
+            after = self.unit(p.number("a time like `30m`"), lambda t: units.duration(t, "the onset"))
+        p.end("the effect")
+        return ir.Effect(span=join_spans(start, p.atoms[-1].span), target=target.text, kind=cast(Any, kind),
+                         value=value, unit=cast(Any, unit), after_s=after)
+
+    def holdout(self, node: Node) -> ir.Holdout:
+        nums = node.toks("NUMLIT")
+        pct = self.unit(nums[0], lambda t: units.percent(t, "the holdout share"))
+        if pct <= 0 or pct >= 100:
+            raise _fail("RL201", "a holdout is a share strictly between 0% and 100%", nums[0].span)
+        return ir.Holdout(span=node.span, percent=pct, role=cast(ir.Role, node.toks("ROLE")[0].text),
+                          duration_s=self.unit(nums[1], lambda t: units.duration(t, "the holdout")))
+
+    def request_log(self, node: Node) -> ir.RequestLog:
+        pct = self.unit(node.toks("NUMLIT")[0], lambda t: units.percent(t, "the sample rate"))
+        fields: list[Token] = []
+        pii: list[ir.PiiField] = []
+        retain = None
+        for item in node.children:
+            if not isinstance(item, Node):
+                continue
+            if item.kind == "log_fields":
+                fields.extend(item.toks("NAME"))
+            elif item.kind == "log_pii":
+                for f in item.nodes("pii_field"):
+                    t = f.tok("PII_TREATMENT")
+                    pii.append(ir.PiiField(span=f.span, name=f.toks("NAME")[0].text,
+                                           treatment=cast(Any, t.text if t else None)))
+            elif item.kind == "log_retain":
+                retain = self.unit(item.toks("NUMLIT")[0], lambda t: units.duration(t, "the retention"))
+        self.duplicate("logged field", ((f.text, f.span) for f in fields))
+        self.duplicate("pii field", ((f.name, f.span) for f in pii))
+        return ir.RequestLog(span=node.span, sample_percent=pct, fields=tuple(f.text for f in fields),
+                             field_spans=tuple(f.span for f in fields), pii=tuple(pii), retain_s=retain)
+
+
+def _opt_name(opts: dict[str, tuple[Any, Span]], key: str) -> str | None:
+    value = opts.get(key)
+    return value[0][0] if value else None
+
+
+def _append(items: list[T], value: T | None) -> None:
+    if value is not None:
+        items.append(value)
+
+
+def lower(tree: Node, path: str) -> tuple[ir.File | None, list[Diagnostic]]:
+    """Lower a parsed file; the IR is returned even when some constructs had errors."""
+    lowerer = Lowerer(path)
+    try:
+        result = lowerer.lower_file(tree)
+    except LoweringError as exc:
+        lowerer.diagnostics.append(exc.diagnostic)
+        return None, lowerer.diagnostics
+    return result, lowerer.diagnostics

@@ -1,0 +1,130 @@
+"""Source text and positions: the one place that knows about lines and columns."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+# lark parses about 0.5-1 MB/s here; refuse absurd inputs early and clearly.
+MAX_SOURCE_BYTES = 1_000_000
+
+
+class Span(BaseModel):
+    """A range in a source file; lines and columns are 1-based, end exclusive."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "start": {"line": self.line, "column": self.col},
+            "end": {"line": self.end_line, "column": self.end_col},
+        }
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class SourceFile:
+    """The text of one file plus a line index for slicing spans."""
+
+    path: str
+    text: str
+    _line_starts: list[int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        starts = [0]
+        for i, ch in enumerate(self.text):
+            if ch == "\n":
+                starts.append(i + 1)
+        self._line_starts = starts
+
+    @property
+    def line_count(self) -> int:
+        return len(self._line_starts)
+
+    def line_text(self, line: int) -> str:
+        start = self._line_starts[line - 1]
+        end = self._line_starts[line] - 1 if line < len(self._line_starts) else len(self.text)
+        return self.text[start:end].rstrip("\r")
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """(line, col), both 1-based, of a character offset."""
+        line = bisect.bisect_right(self._line_starts, offset)
+        return line, offset - self._line_starts[line - 1] + 1
+
+    def offset(self, line: int, col: int) -> int:
+        return self._line_starts[line - 1] + col - 1
+
+    def span(self, start: int, end: int) -> Span:
+        line, col = self.position(start)
+        end_line, end_col = self.position(max(end, start))
+        return Span(file=self.path, line=line, col=col, end_line=end_line, end_col=end_col)
+
+
+class SourceError(Exception):
+    """A file that cannot be read as rollout source (I/O, encoding, size)."""
+
+    def __init__(self, message: str, *, help: str = "", code: str = "RL001", offset: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+        self.code = code
+        self.offset = offset
+
+
+def decode_source(data: bytes) -> str:
+    """Decode bytes as UTF-8 source, refusing binary, oversize and non-UTF-8 input."""
+    if len(data) > MAX_SOURCE_BYTES:
+        raise SourceError(
+            f"file is too large to be a rollout spec ({len(data):,} bytes, the limit is {MAX_SOURCE_BYTES:,})",
+            help="a rollout spec is a few hundred lines; split shared definitions into imported files",
+            code="RL007",
+        )
+    if b"\x00" in data:
+        raise SourceError(
+            "file looks binary (it contains NUL bytes), not a rollout spec",
+            help="pass a `.rollout` text file",
+            code="RL006",
+            offset=data.index(b"\x00"),
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            help="save the file as UTF-8",
+            code="RL005",
+            offset=exc.start,
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def read_source(path: Path) -> str:
+    """Read and decode a file; raises SourceError with a readable message."""
+    try:
+        if path.is_dir():
+            raise SourceError(f"`{path}` is a directory, not a rollout file", code="RL002")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_SOURCE_BYTES + 1)
+            if len(data) > MAX_SOURCE_BYTES:
+                data += fh.read()
+    except FileNotFoundError:
+        raise SourceError(f"no such file `{path}`", code="RL002") from None
+    except PermissionError:
+        raise SourceError(f"cannot read `{path}`: permission denied", code="RL003") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read `{path}`: {exc.strerror or exc}", code="RL003") from None
+    return decode_source(data)

@@ -1,0 +1,149 @@
+"""Typed literals with units: durations, percentages, memory, counts.
+
+The lexer reads every number, with or without a unit, as one token; this
+module knows which units each kind of value accepts and explains a wrong or
+missing one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rolloutlang.diagnostics import one_of
+
+_NUMBER = re.compile(r"^([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)([A-Za-z%]*)$")
+
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+MEMORY_UNITS = {
+    "": 1,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+}
+CPU_UNITS = {"": 1.0, "m": 0.001}
+
+
+class UnitError(ValueError):
+    """A literal that does not fit where it stands; message and hint are for people."""
+
+    def __init__(self, message: str, help: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help
+
+
+@dataclass(frozen=True)
+class Literal:
+    number: float
+    unit: str
+    text: str
+
+
+def split(text: str) -> Literal:
+    m = _NUMBER.match(text)
+    if not m:
+        raise UnitError(f"`{text}` is not a number", "write a number such as `5`, `2.5` or `30m`")
+    return Literal(float(m.group(1)), m.group(2), text)
+
+
+def duration(text: str, what: str = "a duration") -> float:
+    """Seconds from `30s`, `5m`, `2h`, `1d`, `250ms`, `1w`."""
+    lit = split(text)
+    if lit.unit == "":
+        raise UnitError(
+            f"missing unit: {what} needs a unit",
+            f"write `{_fmt(lit.number)}m`, `{_fmt(lit.number)}h` or another of {one_of(list(DURATION_UNITS))}",
+        )
+    if lit.unit not in DURATION_UNITS:
+        raise UnitError(
+            f"`{text}` is not a duration",
+            f"durations use {one_of(list(DURATION_UNITS))}, e.g. `30m` or `2h`",
+        )
+    if lit.number < 0:
+        raise UnitError(f"{what} cannot be negative (`{text}`)")
+    return lit.number * DURATION_UNITS[lit.unit]
+
+
+def percent(text: str, what: str = "a percentage", *, allow_negative: bool = False, max_value: float = 100.0) -> float:
+    """A percentage as written (`4.2%` -> 4.2); range-checked to [0, max_value]."""
+    lit = split(text)
+    if lit.unit != "%":
+        if lit.unit == "":
+            raise UnitError(
+                f"missing unit: {what} needs `%`",
+                f"write `{_fmt(lit.number)}%`" + (f" (or `{_fmt(lit.number * 100)}%` if you meant a fraction)"
+                                                  if 0 < abs(lit.number) <= 1 else ""),
+            )
+        raise UnitError(f"`{text}` is not a percentage", f"{what} is written like `5%`")
+    if not allow_negative and lit.number < 0:
+        raise UnitError(f"{what} cannot be negative (`{text}`)")
+    if lit.number > max_value or lit.number < -max_value:
+        raise UnitError(
+            f"{what} `{text}` is over {_fmt(max_value)}%",
+            f"{what} is at most {_fmt(max_value)}%",
+        )
+    return lit.number
+
+
+def number(text: str, what: str = "a number", *, integer: bool = False, minimum: float | None = None) -> float:
+    """A plain number without a unit."""
+    lit = split(text)
+    if lit.unit:
+        raise UnitError(f"{what} takes no unit, got `{text}`", f"write `{_fmt(lit.number)}`")
+    if integer and lit.number != int(lit.number):
+        raise UnitError(f"{what} must be a whole number, got `{text}`")
+    if minimum is not None and lit.number < minimum:
+        raise UnitError(f"{what} must be at least {_fmt(minimum)}, got `{text}`")
+    return lit.number
+
+
+def fraction_or_percent(text: str, what: str) -> float:
+    """`5%` -> 0.05; a bare number in [0, 1] is taken as a fraction."""
+    lit = split(text)
+    if lit.unit == "%":
+        return percent(text, what, allow_negative=True) / 100.0
+    if lit.unit == "":
+        return lit.number
+    raise UnitError(f"`{text}` is not a percentage or a number", f"{what} is written like `5%` or `0.05`")
+
+
+def memory(text: str) -> int:
+    lit = split(text)
+    if lit.unit not in MEMORY_UNITS:
+        raise UnitError(f"`{text}` is not a memory size", f"use {one_of(list(MEMORY_UNITS)[1:])}, e.g. `4Gi`")
+    return int(lit.number * MEMORY_UNITS[lit.unit])
+
+
+def cpu(text: str) -> float:
+    lit = split(text)
+    if lit.unit not in CPU_UNITS:
+        raise UnitError(f"`{text}` is not a CPU amount", "write cores (`2`, `0.5`) or millicores (`500m`)")
+    return lit.number * CPU_UNITS[lit.unit]
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact spelling: 7200 -> `2h`, 90 -> `90s`, 0.25 -> `250ms`."""
+    for unit in ("w", "d", "h", "m", "s"):
+        size = DURATION_UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{_fmt(seconds / size)}{unit}"
+    if seconds < 1:
+        return f"{_fmt(seconds * 1000)}ms"
+    return f"{_fmt(seconds)}s"
+
+
+def human_duration(seconds: float) -> str:
+    """A readable approximation for reports: `1d 6h`, `2.5h`, `45m`."""
+    if seconds >= 86400:
+        days, rest = divmod(seconds, 86400)
+        hours = rest / 3600
+        return f"{int(days)}d" + (f" {hours:.0f}h" if hours >= 1 else "")
+    if seconds >= 3600:
+        return f"{_fmt(round(seconds / 3600, 1))}h"
+    if seconds >= 60:
+        return f"{_fmt(round(seconds / 60, 1))}m"
+    return f"{_fmt(round(seconds, 3))}s"
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
