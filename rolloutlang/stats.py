@@ -61,8 +61,10 @@ ClassicalDesign = Literal["obrien-fleming", "pocock"]
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # Below this a look spends nothing: root-finding a bound for it is meaningless.
 _MIN_SPEND = 1e-13
-# Jennison & Turnbull grid parameter r (about 12r evaluation points per look).
+# Jennison & Turnbull grid parameter r (about 12r evaluation points per look);
+# refined automatically for small information increments, up to _MAX_GRID.
 _DEFAULT_GRID = 18
+_MAX_GRID = 200
 
 
 # ---------------------------------------------------------------------------
@@ -543,7 +545,7 @@ def _grid(mean: float, lower: float, upper: float, r: int) -> tuple[FloatArray, 
         np.where(
             i <= 5 * r,
             -3.0 + 3.0 * (i - r) / (2.0 * r),
-            3.0 + 4.0 * np.log(r / np.maximum(6 * r - i, 1e-300)),
+            3.0 + 4.0 * np.log(r / (6 * r - i)),
         ),
     )
     x = mean + x
@@ -593,9 +595,21 @@ def _cross_look(
     return p_up, p_low
 
 
+def _grid_size(grid: int, fraction: float, next_fraction: float) -> int:
+    """Grid parameter r for look k, refined when the next increment is small.
+
+    The next look integrates over Z_k a normal kernel of SD w = sqrt(dt / t_k);
+    the J&T node spacing 3/(2r) must stay below about w/1.5, or hourly looks
+    (tiny dt) make the recursion inaccurate and even unstable.
+    """
+    width = math.sqrt((next_fraction - fraction) / fraction)
+    return min(max(grid, math.ceil(2.25 / width)), _MAX_GRID)
+
+
 def _advance(
     prev: _SubDensity | None,
     fraction: float,
+    next_fraction: float,
     drift: float,
     lower: float,
     upper: float,
@@ -603,7 +617,7 @@ def _advance(
 ) -> _SubDensity:
     """Sub-density of Z_k on (lower, upper), from the one at look k-1."""
     mean = drift * math.sqrt(fraction)
-    z, w = _grid(mean, lower, upper, grid)
+    z, w = _grid(mean, lower, upper, _grid_size(grid, fraction, next_fraction))
     if z.size == 0 or (prev is not None and prev.z.size == 0):
         empty = np.empty(0, dtype=np.float64)
         return _SubDensity(fraction, empty, empty)
@@ -616,6 +630,11 @@ def _advance(
         kernel = _phi((z[:, None] * math.sqrt(fraction) - centre[None, :]) / sd)
         dens = (kernel @ prev.weighted) * (math.sqrt(fraction) / sd)
     return _SubDensity(fraction, z, w * dens)
+
+
+def _check_grid(grid: int) -> None:
+    if not 1 <= grid <= _MAX_GRID:
+        raise ValueError(f"grid must be in [1, {_MAX_GRID}], got {grid}")
 
 
 def _bounds_arrays(
@@ -648,9 +667,12 @@ def crossing_probabilities(
     Armitage-McPherson-Rowe recursive integration (J&T 2000, ch. 19), carried
     forward look by look. Bounds may be infinite (a look that cannot stop on
     that side); ``lower=None`` means no lower bound. The paths continue while
-    ``lower_k < Z_k < upper_k``.
+    ``lower_k < Z_k < upper_k``. ``grid`` is the J&T grid parameter r (18 gives
+    ~1e-7 accuracy); it is raised automatically for small increments, up to
+    200, which handles about a thousand equal looks.
     """
     ts = _check_fractions(fractions)
+    _check_grid(grid)
     ups, lows = _bounds_arrays(upper, lower, len(ts))
     p_up: list[float] = []
     p_low: list[float] = []
@@ -660,7 +682,7 @@ def crossing_probabilities(
         p_up.append(u)
         p_low.append(lo)
         if k + 1 < len(ts):
-            state = _advance(state, t, drift, lows[k], ups[k], grid)
+            state = _advance(state, t, ts[k + 1], drift, lows[k], ups[k], grid)
     return CrossingProbabilities(tuple(p_up), tuple(p_low))
 
 
@@ -712,6 +734,7 @@ def spending_bounds(
     """
     ts = _check_fractions(fractions)
     _check_alpha(alpha)
+    _check_grid(grid)
     side_alpha = alpha if one_sided else alpha / 2.0
     bounds: list[float] = []
     spent = 0.0
@@ -726,7 +749,7 @@ def spending_bounds(
         bounds.append(b)
         if k + 1 < len(ts):
             low = -math.inf if one_sided else -b
-            state = _advance(state, t, 0.0, low, b, grid)
+            state = _advance(state, t, ts[k + 1], 0.0, low, b, grid)
     return tuple(bounds)
 
 
