@@ -31,8 +31,10 @@ from scipy import stats as _sps  # type: ignore[import-untyped,unused-ignore]
 from scipy.optimize import brentq  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = [
+    "ClassicalDesign",
     "CrossingProbabilities",
     "LabelDelay",
+    "Spending",
     "alpha_spent",
     "classical_bounds",
     "classical_constant",
@@ -62,9 +64,11 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # Below this a look spends nothing: root-finding a bound for it is meaningless.
 _MIN_SPEND = 1e-13
 # Jennison & Turnbull grid parameter r (about 12r evaluation points per look);
-# refined automatically for small information increments, up to _MAX_GRID.
+# the grid is refined automatically for small information increments.
 _DEFAULT_GRID = 18
-_MAX_GRID = 200
+_MAX_GRID = 500
+_Z_RANGE = 9.0
+_MIN_SPACING = 0.02
 
 
 # ---------------------------------------------------------------------------
@@ -418,10 +422,20 @@ def mean_difference_power(
     tail = alpha / 2.0 if two_sided else alpha
     crit = float(_sps.t.isf(tail, df))
     d = drift if two_sided else abs(drift)
-    power = float(_sps.nct.sf(crit, df, d))
+    power = _nct_upper(crit, df, d)
     if two_sided:
-        power += float(_sps.nct.cdf(-crit, df, d))
+        power += _nct_upper(crit, df, -d)
     return power
+
+
+def _nct_upper(crit: float, df: float, nc: float) -> float:
+    """P(T >= crit) for noncentral t; normal limit where scipy returns NaN.
+
+    scipy's noncentral t yields NaN deep in the tails at large df and
+    noncentrality, exactly where the normal limit is accurate.
+    """
+    value = float(_sps.nct.sf(crit, df, nc))
+    return value if math.isfinite(value) else normal_cdf(nc - crit)
 
 
 def mean_difference_sample_size(
@@ -452,7 +466,7 @@ def mean_difference_sample_size(
     def gap(n: float) -> float:
         return mean_difference_power(sd, delta, n, ratio * n, alpha, two_sided, True) - power
 
-    lo = max(2.0 / (1.0 + ratio) + 1e-9, 1e-9)
+    lo = 3.0 / (1.0 + ratio)  # one degree of freedom
     if gap(lo) >= 0.0:
         return lo
     hi = max(2.0 * n_z, lo * 2.0)
@@ -531,12 +545,15 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
     return ts
 
 
-def _grid(mean: float, lower: float, upper: float, r: int) -> tuple[FloatArray, FloatArray]:
+def _grid(mean: float, lower: float, upper: float, r: int, max_spacing: float) -> tuple[FloatArray, FloatArray]:
     """Quadrature points and Simpson weights on (lower, upper).
 
-    Jennison & Turnbull (2000, ch. 19) grid: 6r-1 points centred on the mean of
-    Z_k, uniform within +-3 SD and log-spaced out to +-(3 + 4 ln r), clipped to
-    the continuation region; then Simpson's rule over the clipped points.
+    Jennison & Turnbull (2000, ch. 19) grid: 6r-1 nodes centred on the mean of
+    Z_k, uniform within +-3 SD and log-spaced beyond, clipped to the
+    continuation region; then Simpson's rule with midpoints. Two changes keep
+    many small looks accurate and stable: nodes are kept within +-9 SD (the
+    sub-density is below the N(mean, 1) density, so the rest holds < 1e-18) and
+    gaps wider than ``max_spacing`` are subdivided.
     """
     i = np.arange(1, 6 * r, dtype=np.float64)
     x = np.where(
@@ -548,22 +565,27 @@ def _grid(mean: float, lower: float, upper: float, r: int) -> tuple[FloatArray, 
             3.0 + 4.0 * np.log(r / (6 * r - i)),
         ),
     )
-    x = mean + x
-    inside = x[(x > lower) & (x < upper)]
-    pieces = [inside]
+    x = mean + np.concatenate(([-_Z_RANGE], x[np.abs(x) < _Z_RANGE], [_Z_RANGE]))
+    if lower >= upper or lower >= x[-1] or upper <= x[0]:
+        empty = np.empty(0, dtype=np.float64)
+        return empty, empty
+    pieces = [x[(x > lower) & (x < upper)]]
     if lower > x[0]:
         pieces.insert(0, np.array([lower]))
     if upper < x[-1]:
         pieces.append(np.array([upper]))
     nodes = np.unique(np.concatenate(pieces))
-    if nodes.size < 2 or lower >= upper:
-        empty = np.empty(0, dtype=np.float64)
-        return empty, empty
-    mids = 0.5 * (nodes[:-1] + nodes[1:])
     widths = np.diff(nodes)
+    counts = np.maximum(np.ceil(widths / max_spacing), 1.0).astype(np.int64)
+    if np.any(counts > 1):
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        steps = np.repeat(widths / counts, counts)
+        offsets = np.arange(int(counts.sum())) - first
+        nodes = np.append(np.repeat(nodes[:-1], counts) + offsets * steps, nodes[-1])
+        widths = np.diff(nodes)
     points = np.empty(2 * nodes.size - 1, dtype=np.float64)
     points[0::2] = nodes
-    points[1::2] = mids
+    points[1::2] = 0.5 * (nodes[:-1] + nodes[1:])
     weights = np.zeros_like(points)
     weights[0:-1:2] += widths / 6.0
     weights[2::2] += widths / 6.0
@@ -595,15 +617,15 @@ def _cross_look(
     return p_up, p_low
 
 
-def _grid_size(grid: int, fraction: float, next_fraction: float) -> int:
-    """Grid parameter r for look k, refined when the next increment is small.
+def _max_spacing(fraction: float, next_fraction: float) -> float:
+    """Widest node gap allowed at look k, given the next look.
 
-    The next look integrates over Z_k a normal kernel of SD w = sqrt(dt / t_k);
-    the J&T node spacing 3/(2r) must stay below about w/1.5, or hourly looks
-    (tiny dt) make the recursion inaccurate and even unstable.
+    The next look integrates over Z_k a normal kernel of SD
+    w = sqrt(dt / t_k); gaps must stay below about w/1.5 or hourly looks (tiny
+    dt) make the recursion inaccurate and even unstable. Floored to bound cost.
     """
     width = math.sqrt((next_fraction - fraction) / fraction)
-    return min(max(grid, math.ceil(2.25 / width)), _MAX_GRID)
+    return max(width / 1.5, _MIN_SPACING)
 
 
 def _advance(
@@ -617,7 +639,7 @@ def _advance(
 ) -> _SubDensity:
     """Sub-density of Z_k on (lower, upper), from the one at look k-1."""
     mean = drift * math.sqrt(fraction)
-    z, w = _grid(mean, lower, upper, _grid_size(grid, fraction, next_fraction))
+    z, w = _grid(mean, lower, upper, grid, _max_spacing(fraction, next_fraction))
     if z.size == 0 or (prev is not None and prev.z.size == 0):
         empty = np.empty(0, dtype=np.float64)
         return _SubDensity(fraction, empty, empty)
@@ -629,6 +651,9 @@ def _advance(
         centre = prev.z * math.sqrt(prev.fraction) + drift * inc
         kernel = _phi((z[:, None] * math.sqrt(fraction) - centre[None, :]) / sd)
         dens = (kernel @ prev.weighted) * (math.sqrt(fraction) / sd)
+        # A sub-density never exceeds the unconditional N(mean, 1) density;
+        # clamping is a no-op when accurate and stops error growth when not.
+        dens = np.minimum(dens, _phi(z - mean))
     return _SubDensity(fraction, z, w * dens)
 
 
@@ -668,8 +693,9 @@ def crossing_probabilities(
     forward look by look. Bounds may be infinite (a look that cannot stop on
     that side); ``lower=None`` means no lower bound. The paths continue while
     ``lower_k < Z_k < upper_k``. ``grid`` is the J&T grid parameter r (18 gives
-    ~1e-7 accuracy); it is raised automatically for small increments, up to
-    200, which handles about a thousand equal looks.
+    ~1e-7 accuracy); the grid is refined automatically for small increments,
+    which keeps about a thousand equal looks accurate (slowly: ~1 s per 100
+    looks at that density); beyond that, thin the looks.
     """
     ts = _check_fractions(fractions)
     _check_grid(grid)
