@@ -226,7 +226,15 @@ def graph(file: Path, fmt: str, root: Path | None, color: bool | None) -> None:
     program = _load(file, root)
     if program.main is None or program.has_errors:
         _fail_program(program, _colour(color))
-    for rollout in program.rollouts():
+    rollouts = program.rollouts()
+    if fmt == "json" and len(rollouts) > 1:
+        import json
+
+        from rolloutlang.plan import plan_to_json
+
+        click.echo(json.dumps([plan_to_json(build_plan(r)) for r in rollouts], indent=2))
+        return
+    for rollout in rollouts:
         click.echo(render_plan(build_plan(rollout), fmt), nl=False)
 
 

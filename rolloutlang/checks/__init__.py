@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from rolloutlang.loader import Program
 
 # Modules holding passes, in the order their findings read best.
-PASS_MODULES: tuple[str, ...] = ()
+PASS_MODULES: tuple[str, ...] = (
+    "rolloutlang.checks.references",
+    "rolloutlang.checks.structure",
+    "rolloutlang.checks.artifacts",
+    "rolloutlang.checks.compatibility",
+    "rolloutlang.checks.statistics",
+    "rolloutlang.checks.policy",
+    "rolloutlang.checks.privacy",
+)
 
 
 @dataclass

@@ -1,0 +1,404 @@
+"""`rollout explain`: a plan in markdown, for a pull-request comment.
+
+For each rollout of the entry file: a title with the models, a table of the
+phases (candidate weight, mirroring, duration, cumulative candidate exposure
+in requests and as a share of all traffic so far), the gates with what each
+triggers and how soon it can roll back, the power of each business gate at
+each look (from the statistics checks), and the findings of every check.
+The output depends only on the input: no times, no set order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rolloutlang import ir
+from rolloutlang.diagnostics import Diagnostic, Severity
+from rolloutlang.plan import Phase, Plan, build_plan, duration_text
+
+if TYPE_CHECKING:
+    from rolloutlang.loader import Program
+
+POWER_UNAVAILABLE = "power analysis unavailable"
+
+
+def explain_program(program: Program) -> str:
+    """Markdown for every rollout of the program's entry file, then its findings."""
+    rollouts = program.rollouts()
+    if program.main is None or not rollouts:
+        return "No rollout to explain.\n"
+    findings = _findings(program)
+    parts = []
+    for rollout in rollouts:
+        mine = [d for d in findings if d.span is None or _within(d, rollout)] if len(rollouts) > 1 else findings
+        parts.append(explain_rollout(rollout, mine))
+    return "\n".join(parts)
+
+
+def _within(d: Diagnostic, rollout: ir.Rollout) -> bool:
+    span = d.span
+    assert span is not None
+    if span.file != rollout.span.file:
+        return True
+    return rollout.span.line <= span.line <= rollout.span.end_line
+
+
+def _findings(program: Program) -> list[Diagnostic]:
+    diagnostics = list(program.diagnostics)
+    if not program.has_errors:
+        from rolloutlang.checks import run_checks
+
+        diagnostics.extend(run_checks(program))
+    return sorted(diagnostics, key=lambda d: d.sort_key())
+
+
+def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = ()) -> str:
+    """The markdown for one rollout; ``findings`` are listed at the end."""
+    plan = build_plan(rollout)
+    lines: list[str] = [_title(rollout), ""]
+    lines.extend(_summary(rollout, plan))
+    lines.append("")
+    lines.extend(_phases(plan))
+    lines.append("")
+    lines.extend(_gates(rollout, plan))
+    lines.append("")
+    lines.extend(_power(rollout, plan))
+    lines.append("")
+    lines.extend(_findings_section(findings))
+    return "\n".join(lines) + "\n"
+
+
+# -- title and summary ---------------------------------------------------------------------------
+
+
+def _model_text(model: ir.ModelVersion | None) -> str:
+    return f"{model.name} {model.version}" if model is not None else "?"
+
+
+def _title(rollout: ir.Rollout) -> str:
+    stable, candidate = rollout.model("stable"), rollout.model("candidate")
+    if stable is not None and candidate is not None and stable.name == candidate.name:
+        models = f"{stable.name} {stable.version} → {candidate.version}"
+    else:
+        models = f"{_model_text(stable)} → {_model_text(candidate)}"
+    return f"## Rollout `{rollout.name}`: {_cell(models)}"
+
+
+def _strategy_text(rollout: ir.Rollout) -> str:
+    s = rollout.strategy
+    parts = []
+    if rollout.shadow is not None and rollout.shadow.duration_s is not None:
+        parts.append(f"mirror {rollout.shadow.percent:g}% of traffic for {duration_text(rollout.shadow.duration_s)}")
+    if isinstance(s, ir.Canary):
+        weights = " → ".join(f"{st.weight_percent:g}%" for st in s.stages)
+        n = len(s.stages)
+        parts.append(f"a canary in {n} stage{'s' if n != 1 else ''} ({weights})")
+    elif isinstance(s, ir.BlueGreen):
+        preview = f"a {duration_text(s.preview_s)} preview" if s.preview_s else "a preview"
+        parts.append(f"blue-green with {preview} and {s.promotion} promotion")
+    elif isinstance(s, ir.Rolling):
+        parts.append("a rolling update")
+    else:
+        parts.append("no strategy")
+    text = ", then ".join(parts)
+    if rollout.shadow is not None and rollout.shadow.alongside_canary:
+        until = f" until {rollout.shadow.until_percent:g}%" if rollout.shadow.until_percent is not None else ""
+        text += f", mirroring {rollout.shadow.percent:g}% alongside the canary{until}"
+    if rollout.holdout is not None:
+        h = rollout.holdout
+        text += f"; after promotion, {h.percent:g}% stays on {h.role} for {duration_text(h.duration_s)}"
+    return text[0].upper() + text[1:] + "."
+
+
+def _summary(rollout: ir.Rollout, plan: Plan) -> list[str]:
+    facts = []
+    if rollout.service:
+        facts.append(f"service `{rollout.service}`" + (f" in `{rollout.namespace}`" if rollout.namespace else ""))
+    if rollout.owner:
+        facts.append(f"owner {_cell(rollout.owner)}")
+    lines = []
+    if facts:
+        lines.extend([", ".join(facts), ""])
+    lines.append(_strategy_text(rollout))
+    lines.append("")
+    timing = f"Promotion after {duration_text(plan.min_duration_s)}"
+    if plan.max_duration_s is None:
+        waiting = [p.name for p in plan.pre_promotion if p.open_ended]
+        timing += f" at the earliest; no upper bound ({', '.join(f'`{w}`' for w in waiting)} "
+        timing += "waits)" if len(waiting) == 1 else "wait)"
+    timing += "."
+    if plan.rate_rps is not None:
+        timing += f" Traffic model: {_count(plan.rate_rps)} requests/s on average."
+    else:
+        timing += " No traffic model: exposure is shown as a share of traffic only."
+    lines.append(timing)
+    return lines
+
+
+# -- phases --------------------------------------------------------------------------------------
+
+
+def _count(n: float) -> str:
+    if n >= 100 or float(n).is_integer():
+        return f"{n:,.0f}"
+    return f"{n:.3g}"
+
+
+def _share(x: float | None) -> str:
+    if x is None:
+        return "–"
+    if x == 0:
+        return "0%"
+    if x < 0.01:
+        return "<0.01%"
+    return f"{x:.3g}%"
+
+
+def _phase_duration(ph: Phase) -> str:
+    if ph.hold:
+        return "hold"
+    if ph.approval:
+        return f"{duration_text(ph.duration_s)}, then approval" if ph.duration_s else "until approved"
+    if ph.duration_s is None:
+        return "until done" if ph.kind == "rolling" else "no duration"
+    if ph.duration_s == 0:
+        return "–"
+    return duration_text(ph.duration_s)
+
+
+def _phases(plan: Plan) -> list[str]:
+    lines = ["### Phases", "",
+             "| # | phase | candidate | mirrored | duration | starts | candidate requests so far | "
+             "share of traffic so far |",
+             "|--:|---|--:|--:|---|---|--:|--:|"]
+    open_before = False
+    for ph in plan.phases:
+        start = duration_text(ph.earliest_start_s)
+        if ph.latest_start_s is None or ph.latest_start_s != ph.earliest_start_s:
+            start = f"≥ {start}"
+        lower = open_before or (ph.open_ended and ph.weight_percent > 0)
+        requests = "–" if ph.cumulative_exposure_requests is None else _count(ph.cumulative_exposure_requests)
+        if lower and ph.cumulative_exposure_requests is not None:
+            requests = f"≥ {requests}"
+        mirrored = f"{ph.shadow_percent:g}%" if ph.shadow_percent else "–"
+        name = ph.name + (" (after promotion)" if ph.post_promotion else "")
+        lines.append(f"| {ph.index + 1} | `{name}` | {ph.weight_percent:g}% | {mirrored} | {_phase_duration(ph)} | "
+                     f"{start} | {requests} | {_share(ph.share_so_far_percent)} |")
+        open_before = lower
+    lines.append("")
+    notes = ["Times are on the fastest schedule: approvals granted at once."]
+    mirrored_total = sum(p.mirrored_requests or 0.0 for p in plan.phases)
+    if mirrored_total > 0:
+        notes.append(f"The candidate also answers {_count(mirrored_total)} mirrored requests; those answers are "
+                     "discarded, so they expose no one.")
+    elif any(p.shadow_percent for p in plan.phases) and plan.rate_rps is None:
+        notes.append("Mirrored requests are not exposure: their answers are discarded.")
+    if plan.rollout.routes:
+        notes.append("Requests routed to the candidate by header are not counted.")
+    lines.append(" ".join(notes))
+    return lines
+
+
+# -- gates ---------------------------------------------------------------------------------------
+
+
+def _pct_value(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def describe_gate(gate: ir.SloGate | ir.DriftGate | ir.BusinessGate) -> str:
+    """The gate's condition and options, written back in the language's own words."""
+    opts: list[str] = []
+    if isinstance(gate, ir.SloGate):
+        if gate.signal == "latency":
+            cond = f"p{gate.percentile:g} latency {gate.op} {duration_text(gate.threshold)}"
+        elif gate.signal == "query":
+            cond = f"query {gate.query} {gate.op} {gate.threshold:g}"
+        else:
+            cond = f"{gate.signal.replace('_', ' ')} {gate.op} {_pct_value(gate.threshold)}"
+        opts.append(f"every {duration_text(gate.interval_s)}")
+        if gate.failure_limit > 1:
+            opts.append(f"fail after {gate.failure_limit}")
+    elif isinstance(gate, ir.DriftGate):
+        cond = f"{gate.statistic}({gate.target})"
+        if gate.threshold is not None:
+            cond += f" {gate.op} {gate.threshold:g}"
+        elif gate.delta is not None:
+            cond += f", delta {gate.delta:g}"
+        opts.append(f"every {duration_text(gate.interval_s)}")
+        if gate.failure_limit > 1:
+            opts.append(f"fail after {gate.failure_limit}")
+        opts.append(f"vs {gate.reference}")
+    else:
+        change = _pct_value(gate.threshold) if gate.relative else f"{gate.threshold:g}"
+        cond = f"{gate.metric} change {gate.op} {change} {'relative' if gate.relative else 'absolute'}"
+        test = {"group-sequential": f"sequential {gate.spending}" if gate.spending else "sequential",
+                "fixed": "fixed horizon", "msprt": "msprt", "bayesian": "bayesian"}[gate.test]
+        opts.extend([test, f"alpha {_pct_value(gate.alpha)}", f"power {_pct_value(gate.power)}"])
+        if gate.interval_s is not None:
+            opts.append(f"every {duration_text(gate.interval_s)}")
+    if gate.from_stage is not None:
+        opts.append(f"from {gate.from_stage}")
+    return ", ".join([cond, *opts])
+
+
+def _action_text(action: ir.Action) -> str:
+    if action.kind == "rollback":
+        if action.immediate:
+            return "rollback now"
+        if action.after_s:
+            return f"rollback after {duration_text(action.after_s)}"
+        return "rollback"
+    if action.kind == "notify":
+        return f"notify {action.channel}"
+    return action.kind
+
+
+def _triggers(rollout: ir.Rollout, gate: str) -> str:
+    rules = [", ".join(_action_text(a) for a in r.actions) for r in rollout.rules if gate in r.gates]
+    return "; ".join(rules) if rules else "nothing"
+
+
+def _ranges(plan: Plan, ids: Sequence[str]) -> str:
+    pre = plan.pre_promotion
+    if not ids:
+        return "no phase"
+    if list(ids) == [p.id for p in pre]:
+        return "every phase"
+    names = [plan.phase(i).name for i in ids]
+    indices = [plan.phase(i).index for i in ids]
+    if len(ids) > 2 and indices == list(range(indices[0], indices[0] + len(indices))):
+        return f"`{names[0]}` to `{names[-1]}`"
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _earliest(plan: Plan, gate: str) -> str:
+    bound = plan.earliest_rollback(gate)
+    if bound is None:
+        return "–"
+    if bound.rollback_s is None:
+        return "not before promotion"
+    text = f"at {duration_text(bound.rollback_s)}"
+    if plan.rate_rps is not None:
+        text += f", after {_count(bound.weighted_s() * plan.rate_rps)} candidate requests"
+    return text
+
+
+def _gates(rollout: ir.Rollout, plan: Plan) -> list[str]:
+    lines = ["### Gates", ""]
+    if not rollout.gates:
+        lines.append("No gates: the plan promotes on time alone.")
+        return lines
+    lines.extend(["| gate | kind | condition | evaluated in | on failure | earliest rollback |",
+                  "|---|---|---|---|---|---|"])
+    kinds = {"slo": "SLO", "drift": "drift", "business": "business"}
+    for gate in rollout.gates:
+        origin = f" (from `{gate.origin}`)" if gate.origin else ""
+        lines.append(f"| `{gate.name}`{origin} | {kinds[gate.kind]} | {_cell(describe_gate(gate))} | "
+                     f"{_ranges(plan, plan.gate_phases.get(gate.name, ()))} | {_cell(_triggers(rollout, gate.name))} | "
+                     f"{_earliest(plan, gate.name)} |")
+    lines.append("")
+    lines.append("Earliest rollback: the first moment the gate can fail (`every` × `fail after`, or its first "
+                 "look) plus any confirmation wait, and the candidate requests served until then.")
+    return lines
+
+
+# -- power ---------------------------------------------------------------------------------------
+
+
+def _power_rows(rollout: ir.Rollout, plan: Plan) -> list[Any] | str:
+    try:
+        from rolloutlang.checks.statistics import power_table
+    except ImportError:
+        return POWER_UNAVAILABLE
+    try:
+        rows = power_table(rollout, plan)
+    except ImportError:
+        return POWER_UNAVAILABLE
+    if isinstance(rows, str):
+        return rows
+    return list(rows)
+
+
+def _power(rollout: ir.Rollout, plan: Plan) -> list[str]:
+    business = [g for g in rollout.gates if isinstance(g, ir.BusinessGate)]
+    lines = ["### Power", ""]
+    if not business:
+        lines.append("No business gate: nothing to size.")
+        return lines
+    rows = _power_rows(rollout, plan)
+    if isinstance(rows, str):
+        lines.append(rows.rstrip("\n") if rows else POWER_UNAVAILABLE)
+        return lines
+    if not rows:
+        why = "no traffic model" if rollout.traffic is None else "no look with a fixed time"
+        lines.append(f"{POWER_UNAVAILABLE}: {why}.")
+        return lines
+    try:
+        table = _power_table(rows)
+    except (AttributeError, TypeError, ValueError):
+        lines.append(POWER_UNAVAILABLE)
+        return lines
+    lines.extend(table)
+    return lines
+
+
+def _power_table(rows: Sequence[Any]) -> list[str]:
+    # Keep the last look of each stage: a gate that looks every hour would fill the comment.
+    kept: dict[tuple[str, str], Any] = {}
+    total: dict[str, int] = {}
+    for row in rows:
+        kept[(str(row.gate), str(row.stage))] = row
+        total[str(row.gate)] = total.get(str(row.gate), 0) + 1
+    lines = ["| gate | look | stage | time | labelled (stable / candidate) | information | power |",
+             "|---|---|---|---|--:|--:|--:|"]
+    for row in kept.values():
+        n_c, n_t = float(row.n_control_labelled), float(row.n_candidate_labelled)
+        lines.append(f"| `{row.gate}` | {_cell(str(row.look))} | `{row.stage}` | {duration_text(float(row.time_s))} | "
+                     f"{_count(n_c)} / {_count(n_t)} | {float(row.information_fraction):.2f} | "
+                     f"{_share(100.0 * float(row.power))} |")
+    thinned = [g for g, n in total.items() if n > sum(1 for k in kept if k[0] == g)]
+    lines.append("")
+    note = "Power: the chance to detect the gate's effect with the labels arrived by each look."
+    if thinned:
+        note += " Showing the last look of each stage for " + ", ".join(f"`{g}`" for g in thinned) + "."
+    lines.append(note)
+    return lines
+
+
+# -- findings ------------------------------------------------------------------------------------
+
+
+def _findings_section(findings: Iterable[Diagnostic]) -> list[str]:
+    items = list(findings)
+    lines = ["### Findings", ""]
+    if not items:
+        lines.append("No errors or warnings.")
+        return lines
+    errors = sum(1 for d in items if d.severity is Severity.ERROR)
+    warnings = sum(1 for d in items if d.severity is Severity.WARNING)
+    counts = []
+    if errors:
+        counts.append(f"{errors} error{'s' if errors != 1 else ''}")
+    if warnings:
+        counts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    if counts:
+        lines.extend([", ".join(counts) + ":", ""])
+    for d in items:
+        where = f" at `{d.span}`" if d.span is not None else ""
+        lines.append(f"- **{d.severity.value}** `{d.code}`{where}: {_inline(d.message)}")
+        for note in d.notes:
+            lines.append(f"  - note: {_inline(note)}")
+        if d.help:
+            lines.append(f"  - help: {_inline(d.help)}")
+    return lines
+
+
+def _inline(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return _inline(text).replace("|", "\\|")

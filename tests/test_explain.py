@@ -1,0 +1,267 @@
+"""`rollout explain`: the markdown a pull request gets."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from rolloutlang.checks import run_checks
+from rolloutlang.cli import main
+from rolloutlang.explain import POWER_UNAVAILABLE, describe_gate, explain_program, explain_rollout
+from rolloutlang.loader import Program, load, load_text
+
+ROOT = Path(__file__).resolve().parent.parent
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+# A pinned copy of examples/ranker-v2.rollout as first written: the example may evolve, these numbers may not.
+RANKER_SPEC = """\
+rollout ranker-v2 {
+  service   ranker
+  namespace recs
+  owner     "#recs-ml-oncall"
+  model stable    ranker 1.4.2 @ sha256:2a4d0b5ffc4ffa4bd7f13ef2c3e1b0c4b5bb6b4b2f19ab3e1e1c2d6f0c8b9a11
+  model candidate ranker 1.5.0 @ sha256:9ab04d1c7e5f3a2b8c6d4e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d
+  signature {
+    in  user_id: int64, item_ids: list<int64>, country: category
+    out scores: list<float32>
+  }
+  traffic  12000 rps, diurnal 30%
+  metrics  prometheus "http://prometheus.monitoring:9090"
+  metric ctr: binary, baseline 4.2%, labels lognormal(median 2h, p95 8h)
+
+  shadow 100% for 24h
+  canary {
+    1%   for 2h
+    5%   for 6h
+    25%  for 12h
+    50%  for 12h
+    100%
+  }
+
+  gate latency: p99 latency < 250ms        every 5m, fail after 2
+  gate errors:  error rate < 0.5%          every 5m, fail after 2
+  gate drift:   psi(scores) < 0.2          every 1h
+  gate ctr:     ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%
+
+  on latency, errors fail: rollback now
+  on ctr fail:             rollback
+  on drift fail:           pause, notify "#recs-ml-oncall"
+}
+"""
+
+
+def spec(body: str, traffic: str = "traffic 100 rps") -> str:
+    return f"""rollout demo {{
+  service demo
+  namespace ml
+  model stable    scorer 1.0.0 @ {D1}
+  model candidate scorer 1.0.1 @ {D2}
+  signature {{ in x: float32  out score: float32 }}
+  {traffic}
+  metrics prometheus "http://prometheus:9090"
+{body}
+}}
+"""
+
+
+CANARY = """
+  canary {
+    5%   for 1h
+    mpr: 50% until approved
+    100%
+  }
+  gate errors: error rate < 1% every 1m, fail after 2
+  gate drift:  psi(score) < 0.2 every 10m
+  on errors fail: rollback after 5m
+  on drift fail: pause, notify "#ml|alerts"
+"""
+
+
+def ranker_program() -> Program:
+    return load_text(RANKER_SPEC, "ranker-v2.rollout")
+
+
+@pytest.fixture(scope="module")
+def ranker_md() -> str:
+    return explain_program(ranker_program())
+
+
+def tables(md: str) -> list[list[list[str]]]:
+    """Every markdown table as rows of cells; checks each row has the header's cell count."""
+    out: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for line in md.split("\n"):
+        if line.startswith("|"):
+            assert line.endswith("|"), line
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line[1:-1])]
+            if current:
+                assert len(cells) == len(current[0]), line
+            current.append(cells)
+        elif current:
+            out.append(current)
+            current = []
+    if current:
+        out.append(current)
+    return out
+
+
+def section(md: str, title: str) -> str:
+    start = md.index(f"### {title}\n")
+    end = md.find("\n### ", start + 1)
+    return md[start:end if end >= 0 else len(md)]
+
+
+def test_title_and_summary(ranker_md: str) -> None:
+    lines = ranker_md.split("\n")
+    assert lines[0] == "## Rollout `ranker-v2`: ranker 1.4.2 → 1.5.0"
+    assert "service `ranker` in `recs`, owner #recs-ml-oncall" in lines
+    assert "Mirror 100% of traffic for 24h, then a canary in 5 stages (1% → 5% → 25% → 50% → 100%)." in lines
+    assert "Promotion after 56h. Traffic model: 12,000 requests/s on average." in lines
+
+
+def test_phase_table(ranker_md: str) -> None:
+    phases = tables(section(ranker_md, "Phases"))[0]
+    assert phases[0] == ["#", "phase", "candidate", "mirrored", "duration", "starts", "candidate requests so far",
+                         "share of traffic so far"]
+    assert phases[2:] == [
+        ["1", "`shadow`", "0%", "100%", "24h", "0s", "0", "0%"],
+        ["2", "`stage-1`", "1%", "–", "2h", "24h", "864,000", "0.0769%"],
+        ["3", "`stage-2`", "5%", "–", "6h", "26h", "13,824,000", "1%"],
+        ["4", "`stage-3`", "25%", "–", "12h", "32h", "143,424,000", "7.55%"],
+        ["5", "`stage-4`", "50%", "–", "12h", "44h", "402,624,000", "16.6%"],
+        ["6", "`stage-5`", "100%", "–", "–", "56h", "402,624,000", "16.6%"],
+    ]
+    assert "The candidate also answers 1,036,800,000 mirrored requests" in ranker_md
+
+
+def test_gate_table(ranker_md: str) -> None:
+    gates = tables(section(ranker_md, "Gates"))[0]
+    assert gates[0] == ["gate", "kind", "condition", "evaluated in", "on failure", "earliest rollback"]
+    assert gates[2:] == [
+        ["`latency`", "SLO", "p99 latency < 250ms, every 5m, fail after 2", "every phase", "rollback now",
+         "at 10m, after 0 candidate requests"],
+        ["`errors`", "SLO", "error rate < 0.5%, every 5m, fail after 2", "every phase", "rollback now",
+         "at 10m, after 0 candidate requests"],
+        ["`drift`", "drift", "psi(scores) < 0.2, every 1h, vs stable", "every phase",
+         "pause, notify #recs-ml-oncall", "–"],
+        ["`ctr`", "business", "ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%",
+         "`stage-1` to `stage-4`", "rollback", "at 26h, after 864,000 candidate requests"],
+    ]
+
+
+def test_power_section_comes_from_the_statistics_checks(ranker_md: str) -> None:
+    power = section(ranker_md, "Power")
+    from rolloutlang.checks.statistics import power_table
+
+    (rollout,) = ranker_program().rollouts()
+    rows = power_table(rollout)
+    (table,) = tables(power)
+    assert table[0] == ["gate", "look", "stage", "time", "labelled (stable / candidate)", "information", "power"]
+    assert [r[2] for r in table[2:]] == list(dict.fromkeys(f"`{r.stage}`" for r in rows))
+    assert table[-1][-1] == f"{100 * rows[-1].power:.3g}%"
+
+
+def test_findings_are_the_checks(ranker_md: str) -> None:
+    program = ranker_program()
+    expected = sorted(run_checks(program), key=lambda d: d.sort_key())
+    findings = section(ranker_md, "Findings")
+    listed = re.findall(r"^- \*\*(\w+)\*\* `(RL\d+)` at `([^`]+)`: (.*)$", findings, flags=re.M)
+    assert listed == [(d.severity.value, d.code, str(d.span), d.message) for d in expected]
+
+
+def test_output_is_deterministic() -> None:
+    a = explain_program(ranker_program())
+    b = explain_program(ranker_program())
+    assert a == b and a.endswith("\n")
+
+
+def test_every_table_is_well_formed(ranker_md: str) -> None:
+    assert len(tables(ranker_md)) == 3
+
+
+def test_approval_stage_marks_lower_bounds_and_escapes_pipes() -> None:
+    md = explain_program(load_text(spec(CANARY), "spec.rollout"))
+    assert "Promotion after 1h at the earliest; no upper bound (`mpr` waits)." in md
+    phases = tables(section(md, "Phases"))[0]
+    assert phases[2:] == [
+        ["1", "`stage-1`", "5%", "–", "1h", "0s", "18,000", "5%"],
+        ["2", "`mpr`", "50%", "–", "until approved", "1h", "≥ 18,000", "5%"],
+        ["3", "`stage-3`", "100%", "–", "–", "≥ 1h", "≥ 18,000", "5%"],
+    ]
+    gates = tables(section(md, "Gates"))[0]
+    assert gates[2][4] == "rollback after 5m"
+    assert gates[3][4] == "pause, notify #ml\\|alerts"
+    assert gates[2][5] == "at 7m, after 2,100 candidate requests"
+    assert "No business gate: nothing to size." in md
+    assert "No errors or warnings." in md
+
+
+def test_no_traffic_model() -> None:
+    md = explain_program(load_text(spec(CANARY, traffic=""), "spec.rollout"))
+    assert "No traffic model: exposure is shown as a share of traffic only." in md
+    phases = tables(section(md, "Phases"))[0]
+    assert [row[6] for row in phases[2:]] == ["–", "–", "–"]
+    assert tables(section(md, "Gates"))[0][2][5] == "at 7m"
+
+
+BUSINESS = CANARY.replace("mpr: 50% until approved", "mpr: 50% for 2h") + """
+  metric ctr: binary, baseline 4%, labels immediate
+  gate ctr: ctr change > -1% relative
+  on ctr fail: rollback
+"""
+
+
+def test_power_unavailable_when_the_statistics_module_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    (rollout,) = load_text(spec(BUSINESS), "spec.rollout").rollouts()
+    monkeypatch.setitem(sys.modules, "rolloutlang.checks.statistics", None)
+    md = explain_rollout(rollout)
+    assert section(md, "Power") == f"### Power\n\n{POWER_UNAVAILABLE}\n"
+
+
+def test_power_unavailable_when_power_table_raises_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rolloutlang.checks import statistics
+
+    def broken(*args: object, **kw: object) -> object:
+        raise ImportError("no scipy")
+
+    monkeypatch.setattr(statistics, "power_table", broken)
+    (rollout,) = load_text(spec(BUSINESS), "spec.rollout").rollouts()
+    assert POWER_UNAVAILABLE in section(explain_rollout(rollout), "Power")
+
+
+def test_power_without_traffic_says_why() -> None:
+    (rollout,) = load_text(spec(BUSINESS, traffic=""), "spec.rollout").rollouts()
+    assert section(explain_rollout(rollout), "Power") == f"### Power\n\n{POWER_UNAVAILABLE}: no traffic model.\n"
+
+
+def test_findings_list_errors_with_help() -> None:
+    text = spec(CANARY.replace("5%   for 1h", "5%   for 0m"))
+    md = explain_program(load_text(text, "spec.rollout"))
+    findings = section(md, "Findings")
+    assert findings.startswith("### Findings\n\n1 error:\n\n- **error** `RL312` at `spec.rollout:11:10`: stage "
+                               "`stage-1` lasts 0s: no gate can look at it\n  - help: give the gates time")
+
+
+@pytest.mark.parametrize(("gate", "text"), [
+    ("gate g: p95 latency <= 1s every 30s, fail after 3", "p95 latency <= 1s, every 30s, fail after 3"),
+    ("gate g: saturation < 80%", "saturation < 80%, every 1m"),
+    ("gate g: adwin(score), delta 0.001, every 15m", "adwin(score), delta 0.001, every 15m, vs stable"),
+    ("gate g: ctr change > -0.5 absolute, msprt, tau 0.02, every 6h, from mpr",
+     "ctr change > -0.5 absolute, msprt, alpha 5%, power 80%, every 6h, from mpr"),
+])
+def test_describe_gate(gate: str, text: str) -> None:
+    body = CANARY + "  metric ctr: binary, baseline 4%\n  " + gate + "\n  on g fail: rollback\n"
+    (rollout,) = load_text(spec(body), "spec.rollout").rollouts()
+    g = rollout.gate("g")
+    assert g is not None
+    assert describe_gate(g) == text
+
+
+def test_cli_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = ROOT / "examples" / "ranker-v2.rollout"
+    main(["explain", "--root", str(ROOT), str(path)])
+    assert capsys.readouterr().out == explain_program(load(path, ROOT))
