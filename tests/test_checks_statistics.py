@@ -110,7 +110,8 @@ def statsmodels_power(row: PowerRow, p_control: float, p_treatment: float, alpha
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = power_proportions_2indep(
-            diff=p_treatment - p_control, prop2=p_control, nobs1=row.n_candidate_labelled,
+            # The gate's stratified analysis has the information of the pooled sample times `efficiency`.
+            diff=p_treatment - p_control, prop2=p_control, nobs1=row.n_candidate_labelled * row.efficiency,
             ratio=row.n_control_labelled / row.n_candidate_labelled, alpha=alpha, alternative=alternative)
     return float(result.power)
 
@@ -182,7 +183,8 @@ def test_continuous_power_matches_statsmodels() -> None:
     rows = table(text)
     assert len(rows) == 2
     for row in rows:
-        expected = NormalIndPower().power(effect_size=-0.02 * 1.3 / 4, nobs1=row.n_candidate_labelled,
+        expected = NormalIndPower().power(effect_size=-0.02 * 1.3 / 4,
+                                          nobs1=row.n_candidate_labelled * row.efficiency,
                                           ratio=row.n_control_labelled / row.n_candidate_labelled, alpha=0.05,
                                           alternative="two-sided")
         assert abs(row.power - expected) < TOLERANCE
@@ -201,9 +203,16 @@ def test_labelled_sample_counts_late_labels_of_earlier_stages() -> None:
     # At 4h: all of stage 1 (labels arrived during stage 2) plus the first hour of stage 2.
     assert rows[1].n_candidate_labelled == pytest.approx(720 + 1800)
     assert rows[1].n_control_labelled == pytest.approx(6480 + 1800)
-    info = [r.n_control_labelled * r.n_candidate_labelled / (r.n_control_labelled + r.n_candidate_labelled)
-            for r in rows]
-    assert rows[0].information_fraction == pytest.approx(info[0] / info[1])
+    # Information adds over the two stages (strata), it does not pool them.
+    def info(c: float, t: float) -> float:
+        return c * t / (c + t)
+
+    first = info(3240, 360)
+    second = info(6480, 720) + info(1800, 1800)
+    assert rows[0].efficiency == pytest.approx(1.0)
+    assert rows[1].efficiency == pytest.approx(second / info(6480 + 1800, 720 + 1800))
+    assert rows[1].efficiency < 0.9
+    assert rows[0].information_fraction == pytest.approx(first / second)
     assert rows[1].information_fraction == 1.0
 
 

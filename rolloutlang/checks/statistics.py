@@ -29,7 +29,9 @@ Definitions used here (see ``docs/checks.md``):
   shape moves requests within a day but does not change the totals;
 * the *power* is the fixed-horizon power of the two-proportion z-test (binary
   metrics; statsmodels' ``power_proportions_2indep``) or of the z-test for a
-  difference in means (continuous metrics) on those pooled samples, to detect
+  difference in means (continuous metrics), stratified by stage (each stage's
+  difference weighted by its information, so a baseline that drifts while the
+  weights change cannot bias it; one stage is the plain two-sample test), to detect
   the gate's effect (`min effect`, else its threshold; relative to the
   metric's baseline when relative) at its alpha, two-sided unless
   `one-sided`.
@@ -149,12 +151,34 @@ def _lengths(old_s: float, new_s: float) -> tuple[str, str]:
     return f"{old_s / size:.3g}{unit}", f"{new_s / size:.3g}{unit}"
 
 
+@dataclass(frozen=True)
+class LabelledSample:
+    """Labels available at a look, per arm, and how much of them a stratified analysis can use.
+
+    Stages with different weights are strata: pooling them is biased when the
+    baseline drifts over time (Simpson's paradox, statistics reference 2.3),
+    so the gate's estimate combines per-stage differences with inverse-variance
+    weights.  ``efficiency`` is that estimate's information over the pooled
+    one (1 for a single stage, below 1 when the weights differ).
+    """
+
+    n_control: float
+    n_candidate: float
+    efficiency: float = 1.0
+
+
+def _information(n_control: float, n_candidate: float) -> float:
+    if n_control <= 0 or n_candidate <= 0:
+        return 0.0
+    return n_control * n_candidate / (n_control + n_candidate)
+
+
 def labelled_samples(windows: Sequence[StageWindow], at_s: float, rate_rps: float, delay: stats.LabelDelay,
-                     analysis: str = "arrived") -> tuple[float, float]:
-    """(control, candidate) labels available at time ``at_s`` from requests made in ``windows``."""
+                     analysis: str = "arrived") -> LabelledSample:
+    """Labels available at time ``at_s`` from requests made in ``windows``, one stratum per window."""
     maturity_h = delay.quantile(0.95) if analysis == "matured" else 0.0
     at_h = at_s / HOUR
-    n_control = n_candidate = 0.0
+    strata: list[tuple[float, float]] = []
     for w in windows:
         if w.start_s is None or w.start_s >= at_s:
             continue
@@ -166,9 +190,12 @@ def labelled_samples(windows: Sequence[StageWindow], at_s: float, rate_rps: floa
             labelled_h = (b - a) * delay.arrived_fraction_between(a, b, at_h)
         requests = rate_rps * HOUR * labelled_h
         share = w.weight_percent / 100.0
-        n_candidate += requests * share
-        n_control += requests * (1.0 - share)
-    return n_control, n_candidate
+        strata.append((requests * (1.0 - share), requests * share))
+    n_control = sum(c for c, _ in strata)
+    n_candidate = sum(t for _, t in strata)
+    pooled = _information(n_control, n_candidate)
+    stratified = sum(_information(c, t) for c, t in strata)
+    return LabelledSample(n_control, n_candidate, stratified / pooled if pooled > 0 else 1.0)
 
 
 def treated_value(gate: ir.BusinessGate, metric: ir.LabelMetric) -> float:
@@ -188,10 +215,16 @@ def power_computable(gate: ir.BusinessGate, metric: ir.LabelMetric) -> bool:
     return metric.sd is not None and metric.sd > 0
 
 
-def gate_power(gate: ir.BusinessGate, metric: ir.LabelMetric, n_control: float, n_candidate: float) -> float:
-    """Fixed-horizon power of the gate's test on these labelled samples (0 without data in both arms)."""
+def gate_power(gate: ir.BusinessGate, metric: ir.LabelMetric, sample: LabelledSample) -> float:
+    """Fixed-horizon power of the gate's stratified test on these labels (0 without data in both arms).
+
+    The stratified estimate has the information of a pooled sample scaled by
+    ``sample.efficiency``; for one stage this is exactly the two-sample test.
+    """
     from rolloutlang import stats
 
+    n_control = sample.n_control * sample.efficiency
+    n_candidate = sample.n_candidate * sample.efficiency
     if n_control <= 0 or n_candidate <= 0:
         return 0.0
     two_sided = gate.sided == "two"
@@ -245,6 +278,7 @@ class PowerRow:
     """One look of one business gate, for `rollout explain`.
 
     ``information_fraction`` is the look's information over the final look's;
+    ``efficiency`` the stratified analysis's share of the pooled information;
     ``power`` is the fixed-horizon power with the labels available at the look.
     """
 
@@ -256,12 +290,7 @@ class PowerRow:
     n_candidate_labelled: float
     information_fraction: float
     power: float
-
-
-def _information(n_control: float, n_candidate: float) -> float:
-    if n_control <= 0 or n_candidate <= 0:
-        return 0.0
-    return n_control * n_candidate / (n_control + n_candidate)
+    efficiency: float = 1.0
 
 
 def gate_power_rows(rollout: ir.Rollout, gate: ir.BusinessGate, active: Sequence[StageWindow]) -> list[PowerRow]:
@@ -275,15 +304,17 @@ def gate_power_rows(rollout: ir.Rollout, gate: ir.BusinessGate, active: Sequence
     delay = delay_model(metric.delay)
     samples = [labelled_samples(active, look.time_s, rollout.traffic.rate_rps, delay, gate.analysis)
                for look in looks]
-    final_info = _information(*samples[-1])
+    def information(sample: LabelledSample) -> float:
+        return _information(sample.n_control, sample.n_candidate) * sample.efficiency
+
+    final_info = information(samples[-1])
     rows = []
-    for look, (n_c, n_t) in zip(looks, samples, strict=True):
-        info = _information(n_c, n_t)
+    for look, sample in zip(looks, samples, strict=True):
         rows.append(PowerRow(
             gate=gate.name, look=look.name, stage=look.stage, time_s=look.time_s,
-            n_control_labelled=n_c, n_candidate_labelled=n_t,
-            information_fraction=info / final_info if final_info > 0 else 0.0,
-            power=gate_power(gate, metric, n_c, n_t),
+            n_control_labelled=sample.n_control, n_candidate_labelled=sample.n_candidate,
+            information_fraction=information(sample) / final_info if final_info > 0 else 0.0,
+            power=gate_power(gate, metric, sample), efficiency=sample.efficiency,
         ))
     return rows
 
@@ -483,7 +514,7 @@ def _power(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric,
         ) for i, w in enumerate(active)]
         end = ws[active.index(timed[-1])].end_s
         assert end is not None
-        return gate_power(gate, metric, *labelled_samples(ws, end, rate, delay, gate.analysis))
+        return gate_power(gate, metric, labelled_samples(ws, end, rate, delay, gate.analysis))
 
     stretch = stats.solve_for_power(power_with, gate.power, 1.0, MAX_STRETCH)
     if stretch is None:
