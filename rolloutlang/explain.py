@@ -351,16 +351,21 @@ def _power_table(rows: Sequence[Any]) -> list[str]:
     for row in rows:
         kept[(str(row.gate), str(row.stage))] = row
         total[str(row.gate)] = total.get(str(row.gate), 0) + 1
-    lines = ["| gate | look | stage | time | labelled (stable / candidate) | information | power |",
-             "|---|---|---|---|--:|--:|--:|"]
+    lines = ["| gate | look | stage | time | labelled (stable / candidate) | information | fixed-horizon power "
+             "| detected by here |",
+             "|---|---|---|---|--:|--:|--:|--:|"]
     for row in kept.values():
         n_c, n_t = float(row.n_control_labelled), float(row.n_candidate_labelled)
+        sequential = row.sequential_power
         lines.append(f"| `{row.gate}` | {_cell(str(row.look))} | `{row.stage}` | {duration_text(float(row.time_s))} | "
                      f"{_count(n_c)} / {_count(n_t)} | {float(row.information_fraction):.2f} | "
-                     f"{_share(100.0 * float(row.power))} |")
+                     f"{_share(100.0 * float(row.power))} | "
+                     f"{'–' if sequential is None else _share(100.0 * float(sequential))} |")
     thinned = [g for g, n in total.items() if n > sum(1 for k in kept if k[0] == g)]
     lines.append("")
-    note = "Power: the chance to detect the gate's effect with the labels arrived by each look."
+    note = ("Fixed-horizon power: the chance that one test on the labels arrived by that look detects the gate's "
+            "effect. Detected by here: the chance that the gate's group-sequential test, with its alpha spent at "
+            "these information fractions, has rolled back by that look.")
     if thinned:
         note += " Showing the last look of each stage for " + ", ".join(f"`{g}`" for g in thinned) + "."
     lines.append(note)

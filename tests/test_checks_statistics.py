@@ -322,13 +322,16 @@ def test_rl502_underpowered_gate() -> None:
     final = rows[-1]
     d = one(check(text), "RL502")
     assert d.severity is Severity.WARNING
-    assert d.message == (f"gate `ctr` has {final.power * 100:.0f}% power to detect a -1% relative change in `ctr` "
-                         "by the end of `stage-2`, below the declared 80%")
+    assert final.sequential_power is not None and final.sequential_power <= final.power + 1e-6
+    assert d.message == (f"gate `ctr` has {final.sequential_power * 100:.0f}% power to detect a -1% relative change "
+                         "in `ctr` by the end of `stage-2`, below the declared 80%")
     assert at(d) == pos(text, "gate ctr:")
-    assert d.notes[0].startswith("fixed-horizon power of a two-sided two-proportion z-test at alpha 5%, with "
+    assert d.notes[0].startswith("the gate's group-sequential (obrien-fleming) test over 2 looks detects it by then "
+                                 f"with probability {final.sequential_power * 100:.0f}%; a fixed-horizon test")
+    assert d.notes[1].startswith("fixed-horizon power of a two-sided two-proportion z-test at alpha 5%, with "
                                  f"{round(final.n_control_labelled):,} control and "
                                  f"{round(final.n_candidate_labelled):,} candidate labels by 18h")
-    assert d.notes[1].startswith("a group-sequential (obrien-fleming) design over these 2 looks needs ~")
+    assert d.notes[2].startswith("the sequential design needs ~")
     assert d.help.startswith("make `stage-2` (50%) last ")
     hours = int(d.help.split(" last ")[1].split("h instead of 12h")[0])
     assert check(sub(text, ("50%  for 12h", f"50%  for {hours}h"))) == []
@@ -349,8 +352,30 @@ def test_rl502_names_the_sequential_inflation_factor(spending: stats.Spending, c
     assert 1.0 < r < classical
     assert classical - r < 0.03
     d = one(check(text), "RL502")
-    assert d.notes[1] == (f"a group-sequential ({spending}) design over these 5 looks needs ~{r:.2f}× more labels "
-                          "for the same power")
+    assert d.notes[-1] == f"the sequential design needs ~{r:.2f}× the labels of a fixed-horizon test"
+
+
+@pytest.mark.parametrize(("spending", "reference"), [("pocock", 0.7090), ("obrien-fleming", 0.7888)])
+def test_sequential_power_is_the_designs_detection_probability(spending: stats.Spending, reference: float) -> None:
+    # Five equal looks with the information a fixed-horizon test needs for 80% power: the design detects less.
+    # statistics-reference.md 1.3, "power if n_max = n_fix", K=5, for the classical designs; the Lan-DeMets
+    # spending versions used here are within 0.01 of them.
+    text = simple("20000 rph", "    50%  for 5h\n", gate=f"ctr change > -2% relative, sequential {spending}, every 1h")
+    rows = table(text)
+    fractions = [r.information_fraction for r in rows]
+    drift = stats.normal_quantile(0.975) + stats.normal_quantile(rows[-1].power)
+    bounds = stats.spending_bounds(fractions, 0.05, spending, one_sided=False)
+    by_look = stats.crossing_probabilities(bounds, fractions, drift).upper
+    expected = [sum(by_look[: i + 1]) for i in range(len(by_look))]
+    assert [r.sequential_power for r in rows] == pytest.approx(expected, abs=1e-9)
+    # Rescale to exactly 80% fixed-horizon power to compare with the reference table.
+    at_80 = stats.crossing_probabilities(bounds, fractions, stats.normal_quantile(0.975) + stats.normal_quantile(0.8))
+    assert abs(sum(at_80.upper) - reference) < 0.01
+
+
+def test_fixed_and_msprt_gates_have_no_sequential_figure() -> None:
+    text = simple("20000 rph", "    50%  for 5h\n", gate="ctr change > -2% relative, fixed horizon, every 1h")
+    assert all(r.sequential_power is None for r in table(text))
 
 
 def test_rl502_fixed_horizon_and_power_option() -> None:

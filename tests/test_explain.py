@@ -160,9 +160,15 @@ def test_power_section_comes_from_the_statistics_checks(ranker_md: str) -> None:
     (rollout,) = ranker_program().rollouts()
     rows = power_table(rollout)
     (table,) = tables(power)
-    assert table[0] == ["gate", "look", "stage", "time", "labelled (stable / candidate)", "information", "power"]
+    assert table[0] == ["gate", "look", "stage", "time", "labelled (stable / candidate)", "information",
+                        "fixed-horizon power", "detected by here"]
     assert [r[2] for r in table[2:]] == list(dict.fromkeys(f"`{r.stage}`" for r in rows))
-    assert table[-1][-1] == f"{100 * rows[-1].power:.3g}%"
+    assert table[-1][-2] == f"{100 * rows[-1].power:.3g}%"
+    sequential = rows[-1].sequential_power
+    assert sequential is not None
+    assert table[-1][-1] == f"{100 * sequential:.3g}%"
+    # The 1% stage has almost no information: an O'Brien-Fleming gate cannot roll back there.
+    assert table[2][-1] == "0%"
 
 
 def test_findings_are_the_checks(ranker_md: str) -> None:

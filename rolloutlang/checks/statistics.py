@@ -279,7 +279,10 @@ class PowerRow:
 
     ``information_fraction`` is the look's information over the final look's;
     ``efficiency`` the stratified analysis's share of the pooled information;
-    ``power`` is the fixed-horizon power with the labels available at the look.
+    ``power`` is the fixed-horizon power with the labels available at the look;
+    ``sequential_power`` (group-sequential gates) the probability that the
+    gate's actual design, with its alpha-spending bounds at these information
+    fractions, has rolled back by this look under the effect.
     """
 
     gate: str
@@ -291,6 +294,7 @@ class PowerRow:
     information_fraction: float
     power: float
     efficiency: float = 1.0
+    sequential_power: float | None = None
 
 
 def gate_power_rows(rollout: ir.Rollout, gate: ir.BusinessGate, active: Sequence[StageWindow]) -> list[PowerRow]:
@@ -316,7 +320,48 @@ def gate_power_rows(rollout: ir.Rollout, gate: ir.BusinessGate, active: Sequence
             information_fraction=information(sample) / final_info if final_info > 0 else 0.0,
             power=gate_power(gate, metric, sample), efficiency=sample.efficiency,
         ))
+    sequential = sequential_detection(gate, rows)
+    if sequential is not None:
+        rows = [replace(r, sequential_power=p) for r, p in zip(rows, sequential, strict=True)]
     return rows
+
+
+def sequential_detection(gate: ir.BusinessGate, rows: Sequence[PowerRow]) -> list[float] | None:
+    """Cumulative probability that the gate's group-sequential test has fired by each look.
+
+    The bounds are spent at the looks' information fractions (Lan-DeMets, as
+    the gate declares); the drift is the effect's expected z at the last look,
+    read off its fixed-horizon power.  Looks that add no information cannot
+    stop and inherit the previous figure.  None for other tests, or for more
+    looks than the recursion handles quickly.
+    """
+    from rolloutlang import stats
+
+    if gate.test != "group-sequential" or gate.spending is None or not rows:
+        return None
+    keep: list[int] = []
+    for i, r in enumerate(rows):
+        t = r.information_fraction
+        if t > 0 and (not keep or t > rows[keep[-1]].information_fraction + 1e-9):
+            keep.append(i)
+    if not keep or keep[-1] != len(rows) - 1 or len(keep) > MAX_LOOKS_FOR_INFLATION:
+        return None
+    fractions = [min(rows[i].information_fraction, 1.0) for i in keep]
+    one_sided = gate.sided == "one"
+    final = min(max(rows[-1].power, 1e-12), 1.0 - 1e-12)
+    drift = stats.normal_quantile(1.0 - (gate.alpha if one_sided else gate.alpha / 2)) + stats.normal_quantile(final)
+    try:
+        bounds = stats.spending_bounds(fractions, gate.alpha, gate.spending, one_sided)
+        crossings = stats.crossing_probabilities(bounds, fractions, drift)
+    except ValueError:
+        return None
+    out: list[float] = []
+    total = 0.0
+    by_row = dict(zip(keep, crossings.upper, strict=True))
+    for i in range(len(rows)):
+        total += by_row.get(i, 0.0)
+        out.append(min(total, 1.0))
+    return out
 
 
 def power_table(rollout: ir.Rollout, plan: Plan | None = None) -> list[PowerRow]:
@@ -494,8 +539,10 @@ def _power(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric,
     if not rows:
         return
     final = rows[-1]
-    if final.power >= gate.power:
+    achieved = final.sequential_power if final.sequential_power is not None else final.power
+    if achieved >= gate.power:
         return
+    inflation = inflation_for(gate, rows) if final.sequential_power is not None else None
     assert rollout.traffic is not None
     rate = rollout.traffic.rate_rps
     delay = delay_model(metric.delay)
@@ -514,7 +561,10 @@ def _power(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric,
         ) for i, w in enumerate(active)]
         end = ws[active.index(timed[-1])].end_s
         assert end is not None
-        return gate_power(gate, metric, labelled_samples(ws, end, rate, delay, gate.analysis))
+        sample = labelled_samples(ws, end, rate, delay, gate.analysis)
+        if inflation is not None:  # a sequential design needs R times the fixed-horizon information
+            sample = replace(sample, efficiency=sample.efficiency / inflation)
+        return gate_power(gate, metric, sample)
 
     stretch = stats.solve_for_power(power_with, gate.power, 1.0, MAX_STRETCH)
     if stretch is None:
@@ -532,14 +582,16 @@ def _power(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric,
         f"by {human_duration(final.time_s)} into the rollout (`{metric.name}` {_value(metric, metric.baseline)} -> "
         f"{_value(metric, treated_value(gate, metric))})",
     ]
-    r = inflation_for(gate, rows)
-    if r is not None:
-        notes.append(f"a group-sequential ({gate.spending}) design over these {len(rows)} looks needs "
-                     f"~{r:.2f}× more labels for the same power")
+    if final.sequential_power is not None:
+        notes.insert(0, f"the gate's group-sequential ({gate.spending}) test over {len(rows)} looks detects it "
+                        f"by then with probability {_pct(final.sequential_power)}; a fixed-horizon test on the "
+                        f"same labels would have {_pct(final.power)}")
+        if inflation is not None:
+            notes.append(f"the sequential design needs ~{inflation:.2f}× the labels of a fixed-horizon test")
     elif gate.test in ("msprt", "bayesian"):
         notes.append(f"an always-valid {gate.test} test needs more labels than this for the same power")
     yield warning(
-        "RL502", f"gate `{gate.name}` has {_pct(final.power)} power to detect a {describe_effect(gate)} change in "
+        "RL502", f"gate `{gate.name}` has {_pct(achieved)} power to detect a {describe_effect(gate)} change in "
         f"`{metric.name}` by the end of `{final.stage}`, below the declared {_pct(gate.power)}", gate.span,
         notes=tuple(notes), help=fix,
     )
