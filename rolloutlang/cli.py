@@ -284,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks for users
+    except Exception as exc:
         if debug:
             raise
         click.echo(f"error[RL000]: internal error: {type(exc).__name__}: {exc}", err=True)

@@ -11,7 +11,7 @@ never the text.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -229,7 +229,7 @@ class Rolling(Node):
     max_unavailable: SurgeValue = SurgeValue(value=0, unit="pods")
 
 
-Strategy = Annotated[Union[Canary, BlueGreen, Rolling], Field(discriminator="kind")]
+Strategy = Annotated[Canary | BlueGreen | Rolling, Field(discriminator="kind")]
 
 
 class Route(Node):
@@ -312,7 +312,7 @@ class BusinessGate(Node):
         return self.min_effect if self.min_effect is not None else self.threshold
 
 
-Gate = Annotated[Union[SloGate, DriftGate, BusinessGate], Field(discriminator="kind")]
+Gate = Annotated[SloGate | DriftGate | BusinessGate, Field(discriminator="kind")]
 
 
 class Action(Node):
