@@ -84,7 +84,7 @@ def _emit(diagnostics: Sequence[Diagnostic], sources: dict[str, Any], fmt: str, 
         click.echo(render_sarif(ordered), nl=False)
         return
     for d in ordered:
-        click.echo(render_text(d, sources, colour=colour), err=True)
+        click.echo(render_text(d, sources, colour=colour), err=True, color=colour)
         click.echo("", err=True)
     errors = sum(1 for d in ordered if d.severity is Severity.ERROR)
     warnings = sum(1 for d in ordered if d.severity is Severity.WARNING)

@@ -11,7 +11,7 @@ import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from rolloutlang.source import SourceFile, Span
 JSON_FORMAT_VERSION = 1
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a finding is; errors fail `rollout check`, warnings only with --strict."""
 
     ERROR = "error"
@@ -113,6 +113,19 @@ _BLUE = "\033[1;34m"
 _RESET = "\033[0m"
 
 
+def _printable(text: str, keep_tabs: bool = False) -> str:
+    """Replace control characters so that a spec can never drive the terminal.
+
+    Each becomes one visible character, so columns under a source line stay aligned.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() or (keep_tabs and c == "\t") else ("\ufffd" if c not in "\t\n" else " ")
+        for c in text
+    )
+
+
 def render_text(
     diagnostic: Diagnostic,
     sources: dict[str, SourceFile],
@@ -125,16 +138,18 @@ def render_text(
 
     sev = diagnostic.severity
     head = paint(f"{sev.value}[{diagnostic.code}]", _COLOURS[sev])
-    lines = [f"{head}{paint(': ' + diagnostic.message, _BOLD if colour else '')}"]
+    lines = [f"{head}{paint(': ' + _printable(diagnostic.message), _BOLD if colour else '')}"]
+    label, notes, help_ = _printable(diagnostic.label), [_printable(n) for n in diagnostic.notes], \
+        _printable(diagnostic.help)
     span = diagnostic.span
     if span is not None:
         src = sources.get(span.file)
         width = len(str(span.end_line if src is not None else span.line))
         pad = " " * width
-        lines.append(f"{pad}{paint('-->', _BLUE)} {span.file}:{span.line}:{span.col}")
+        lines.append(f"{pad}{paint('-->', _BLUE)} {_printable(span.file)}:{span.line}:{span.col}")
         if src is not None and 1 <= span.line <= src.line_count:
-            text = src.line_text(span.line)
-            shown = text.expandtabs(4) if "\t" not in text[: span.col] else text
+            text = _printable(src.line_text(span.line), keep_tabs=True)
+            shown = text
             bar = paint("|", _BLUE)
             lines.append(f"{pad} {bar}")
             lines.append(f"{paint(str(span.line).rjust(width), _BLUE)} {bar} {shown}")
@@ -144,20 +159,21 @@ def render_text(
             else:
                 end = max(len(text), start + 1)
             end = min(end, max(len(text), start + 1))
-            marker = " " * start + "^" * (end - start)
-            if diagnostic.label:
-                marker += " " + diagnostic.label
+            # Copy the tabs of the source line so that the carets line up under any tab width.
+            marker = "".join("\t" if c == "\t" else " " for c in text[:start]) + "^" * (end - start)
+            if label:
+                marker += " " + label
             lines.append(f"{pad} {bar} {paint(marker, _COLOURS[sev])}")
             lines.append(f"{pad} {bar}")
-        for note in diagnostic.notes:
+        for note in notes:
             lines.append(f"{pad} = note: {note}")
-        if diagnostic.help:
-            lines.append(f"{pad} = {paint('help', _BOLD if colour else '')}: {diagnostic.help}")
+        if help_:
+            lines.append(f"{pad} = {paint('help', _BOLD if colour else '')}: {help_}")
     else:
-        for note in diagnostic.notes:
+        for note in notes:
             lines.append(f"  = note: {note}")
-        if diagnostic.help:
-            lines.append(f"  = help: {diagnostic.help}")
+        if help_:
+            lines.append(f"  = help: {help_}")
     return "\n".join(lines)
 
 

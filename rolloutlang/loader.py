@@ -9,13 +9,15 @@ self-contained :class:`ir.Rollout`.
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from rolloutlang import ir
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error
 from rolloutlang.lower import lower
-from rolloutlang.source import SourceError, SourceFile, Span, decode_source, read_source
+from rolloutlang.source import SourceError, SourceFile, Span, decode_source, read_bytes, shown_path
 from rolloutlang.syntax import parse
 
 ROOT_MARKERS = (".git", "pyproject.toml", ".rollout-root")
@@ -64,8 +66,14 @@ def display_path(path: Path, root: Path) -> str:
 
 def load(path: Path, root: Path | None = None, text: str | None = None) -> Program:
     """Load one entry file (or text standing for it) and its imports."""
-    root = (root or find_root(path)).resolve()
-    entry = display_path(path, root) if text is None else path.as_posix()
+    try:
+        root = (root or find_root(path)).resolve()
+        entry = display_path(path, root) if text is None else path.as_posix()
+    except (OSError, ValueError) as exc:  # e.g. a name too long, or a NUL byte, in the path
+        program = Program(root=Path.cwd(), entry=path.as_posix(), io_error=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        program.diagnostics.append(error("RL003", f"cannot read `{shown_path(path)}`: {reason.lower()}"))
+        return program
     program = Program(root=root, entry=entry)
     _load_file(program, path, entry, text, stack=[])
     if program.main is not None and not program.has_errors:
@@ -76,22 +84,30 @@ def load(path: Path, root: Path | None = None, text: str | None = None) -> Progr
 def _load_file(program: Program, path: Path, name: str, text: str | None, stack: list[tuple[str, Span]]) -> None:
     if name in program.files or name in program.sources:
         return
+    data = b""
     try:
-        source_text = text if text is not None else read_source(path)
+        if text is not None:
+            source_text = text
+        else:
+            data = read_bytes(path)
+            source_text = decode_source(data)
     except SourceError as exc:
         where = stack[-1][1] if stack else None
-        if where is None:
-            program.io_error = True
         span = None
+        message = exc.message
         if where is not None:
+            # A problem with an imported file is reported at its import.
             span = where
-        elif exc.offset is not None:
-            # Locate byte-level problems (binary, bad UTF-8) in the file itself.
-            raw = path.read_bytes()[: exc.offset]
-            line = raw.count(b"\n") + 1
-            col = exc.offset - (raw.rfind(b"\n") + 1) + 1
-            span = Span(file=name, line=line, col=col, end_line=line, end_col=col + 1)
-        program.diagnostics.append(error(exc.code, exc.message, span, help=exc.help))
+            message = f"cannot import `{name}`: {exc.message}"
+        else:
+            program.io_error = True
+            if exc.offset is not None:
+                # Locate byte-level problems (binary, bad UTF-8) in the file itself.
+                raw = data[: exc.offset]
+                line = raw.count(b"\n") + 1
+                col = exc.offset - (raw.rfind(b"\n") + 1) + 1
+                span = Span(file=name, line=line, col=col, end_line=line, end_col=col + 1)
+        program.diagnostics.append(error(exc.code, message, span, help=exc.help))
         return
     src = SourceFile(name, source_text)
     program.sources[name] = src
@@ -112,42 +128,99 @@ def _load_file(program: Program, path: Path, name: str, text: str | None, stack:
         if target in chain:
             cycle = " -> ".join([*chain[chain.index(target):], target])
             program.diagnostics.append(
-                error("RL122", f"import cycle: {cycle}", imp.span,
+                error("RL122", f"import cycle: {cycle}", _import_span(program, imp),
+                      label=f"`{target}` is already being imported",
                       help="move the shared definitions into a file that imports neither")
             )
             continue
-        _load_file(program, program.root / target, target, None, [*stack, (name, imp.span)])
+        _load_file(program, program.root / target, target, None, [*stack, (name, _import_span(program, imp))])
+
+
+def _narrow(program: Program, span: Span, pattern: str, group: int = 0) -> Span:
+    """The part of `span` that matches `pattern`: point at the word, not the statement."""
+    src = program.sources.get(span.file)
+    if src is None or not 1 <= span.line <= src.line_count or not 1 <= span.end_line <= src.line_count:
+        return span
+    start = src.offset(span.line, span.col)
+    end = src.offset(span.end_line, span.end_col)
+    m = re.compile(pattern).search(src.text, start, max(start, end))
+    if m is None or m.start(group) < 0:
+        return span
+    return src.span(m.start(group), m.end(group))
+
+
+def _word(name: str) -> str:
+    return r"(?<![\w-])(" + re.escape(name) + r")(?![\w-])"
+
+
+def _import_span(program: Program, imp: ir.Import) -> Span:
+    return _narrow(program, imp.span, r'"(?:[^"\\\n]|\\.)*"')
 
 
 def _import_target(program: Program, imp: ir.Import) -> str | None:
     raw = imp.path
-    pure = PurePosixPath(raw)
-    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":") or raw.startswith("~"):
+    span = _import_span(program, imp)
+    if not raw.strip():
         program.diagnostics.append(
-            error("RL120", f"import path `{raw}` is absolute", imp.span,
+            error("RL123", "import path is empty", span,
+                  help="name a file relative to the repository root, e.g. `import \"policies/slo.rollout\"`")
+        )
+        return None
+    pure = PurePosixPath(raw)
+    if raw.startswith(("/", "~", "\\")) or (len(raw) > 1 and raw[1] == ":"):
+        program.diagnostics.append(
+            error("RL120", f"import path `{raw}` is absolute", span,
                   help="imports are relative to the repository root, e.g. `import \"policies/slo.rollout\"`")
         )
         return None
-    resolved = (program.root / pure).resolve()
+    try:
+        resolved = (program.root / pure).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        program.diagnostics.append(error("RL123", f"cannot import `{raw}`: {exc}", span))
+        return None
     try:
         rel = resolved.relative_to(program.root)
     except ValueError:
         program.diagnostics.append(
-            error("RL121", f"import `{raw}` leaves the repository", imp.span,
+            error("RL121", f"import `{raw}` leaves the repository", span,
                   notes=(f"the repository root is {program.root}",),
                   help="import only files inside the repository; copy shared policies into it")
         )
         return None
-    if not resolved.is_file():
-        candidates = [p.relative_to(program.root).as_posix() for p in program.root.rglob("*.rollout")
-                      if ".git" not in p.parts][:500]
-        hint = did_you_mean(rel.as_posix(), candidates)
+    try:
+        is_dir, is_file = resolved.is_dir(), resolved.is_file()
+    except (OSError, ValueError):
+        is_dir = is_file = False
+    if is_dir:
         program.diagnostics.append(
-            error("RL123", f"imported file `{rel.as_posix()}` does not exist", imp.span,
-                  help=hint or "paths are relative to the repository root")
+            error("RL123", f"import `{rel.as_posix()}` is a directory, not a rollout file", span,
+                  help="import one `.rollout` file")
+        )
+        return None
+    if not is_file:
+        program.diagnostics.append(
+            error("RL123", f"imported file `{rel.as_posix()}` does not exist", span,
+                  help=_similar_file(program, rel) or "paths are relative to the repository root")
         )
         return None
     return rel.as_posix()
+
+
+def _similar_file(program: Program, rel: PurePosixPath | Path) -> str:
+    """A did-you-mean over the repository's rollout files, compared without `.rollout`."""
+    try:
+        found = itertools.islice((p for p in program.root.rglob("*.rollout") if ".git" not in p.parts), 2000)
+        candidates = {p.relative_to(program.root).with_suffix("").as_posix(): p.relative_to(program.root).as_posix()
+                      for p in found}
+    except OSError:
+        return ""
+    wanted = PurePosixPath(rel.as_posix())
+    stem = wanted.with_suffix("").as_posix() if wanted.suffix == ".rollout" else wanted.as_posix()
+    hint = did_you_mean(stem, candidates)
+    if not hint:
+        return ""
+    guess = hint[len("did you mean `"):-len("`?")]
+    return f"did you mean `{candidates[guess]}`?"
 
 
 def _resolve(program: Program) -> None:
@@ -164,28 +237,30 @@ def _resolve(program: Program) -> None:
         rules = list(rollout.rules)
         metrics = list(rollout.label_metrics)
         for use in rollout.uses:
-            gs = visible.get(use.name)
-            if gs is None:
+            used = visible.get(use.name)
+            if used is None:
                 hint = did_you_mean(use.name, visible)
                 program.diagnostics.append(
-                    error("RL110", f"no gate set named `{use.name}`", use.span,
+                    error("RL110", f"no gate set named `{use.name}`",
+                          _narrow(program, use.span, r"gates\s+" + _word(use.name), 1),
                           help=hint or ("import the file that defines it: `import \"policies/slo.rollout\"`"
                                         if not visible else f"known gate sets: {', '.join(sorted(visible))}"))
                 )
                 continue
             own = {g.name for g in gates}
-            for g in gs.gates:
+            for g in used.gates:
                 if g.name in own:
+                    local = next(x.span for x in gates if x.name == g.name)
                     program.diagnostics.append(
-                        error("RL101", f"gate `{g.name}` from gate set `{gs.name}` clashes with a gate of the "
-                              "same name", next(x.span for x in gates if x.name == g.name),
-                              notes=(f"gate set `{gs.name}` defines it at {g.span}",),
+                        error("RL101", f"gate `{g.name}` from gate set `{used.name}` clashes with a gate of the "
+                              "same name", _narrow(program, local, r"gate\s+" + _word(g.name), 1),
+                              notes=(f"gate set `{used.name}` defines it at {g.span}",),
                               help="rename the local gate, or drop it and use the shared one")
                     )
                     continue
                 gates.append(g)
-            rules.extend(gs.rules)
-            metrics.extend(m for m in gs.label_metrics if m.name not in {x.name for x in metrics})
+            rules.extend(used.rules)
+            metrics.extend(m for m in used.label_metrics if m.name not in {x.name for x in metrics})
         updated = rollout.model_copy(update={"gates": tuple(gates), "rules": tuple(rules),
                                              "label_metrics": tuple(metrics)})
         _check_names(program, updated)
@@ -206,7 +281,7 @@ def _check_names(program: Program, rollout: ir.Rollout) -> None:
                 program.diagnostics.append(
                     error("RL111", f"rule names unknown gate `{name}`", span,
                           help=hint or (f"gates here: {', '.join(gate_names)}" if gate_names else
-                                        "define it with `gate NAME: ...`"))
+                                        f"define it with `gate {name}: ...`"))
                 )
     queries = [q.name for q in rollout.metrics_source.queries] if rollout.metrics_source else []
     for gate in rollout.gates:
@@ -220,23 +295,26 @@ def _check_names(program: Program, rollout: ir.Rollout) -> None:
         if isinstance(gate, ir.SloGate) and gate.signal == "query" and gate.query not in queries:
             hint = did_you_mean(gate.query or "", queries)
             program.diagnostics.append(
-                error("RL113", f"gate `{gate.name}` uses unknown query `{gate.query}`", gate.span,
-                      help=hint or "define it in the metrics block: `metrics prometheus \"...\" "
-                                   "{ query NAME \"PROMQL\" }`")
+                error("RL113", f"gate `{gate.name}` uses unknown query `{gate.query}`",
+                      _narrow(program, gate.span, r"query\s+" + _word(gate.query or ""), 1),
+                      help=hint or "define it in the metrics block: `metrics prometheus \"URL\" "
+                                   f"{{ query {gate.query} \"<promql>\" }}`")
             )
         if gate.from_stage is not None and gate.from_stage not in stage_names:
             hint = did_you_mean(gate.from_stage, stage_names)
             program.diagnostics.append(
-                error("RL114", f"gate `{gate.name}` starts from unknown stage `{gate.from_stage}`", gate.span,
+                error("RL114", f"gate `{gate.name}` starts from unknown stage `{gate.from_stage}`",
+                      _narrow(program, gate.span, r"from\s+" + _word(gate.from_stage), 1),
                       help=hint or (f"stages: {', '.join(stage_names)}" if stage_names else
-                                    "`from STAGE` needs a canary with named stages (`mpr: 50% for 7d`)"))
+                                    "`from <stage>` needs a canary with named stages (`mpr: 50% for 7d`)"))
             )
     for approval in rollout.approvals:
         allowed = ["promotion", "rollback", *stage_names]
         if approval.what not in allowed:
             hint = did_you_mean(approval.what, allowed)
             program.diagnostics.append(
-                error("RL115", f"cannot approve `{approval.what}`", approval.span,
+                error("RL115", f"cannot approve `{approval.what}`",
+                      _narrow(program, approval.span, r"approve\s+" + _word(approval.what), 1),
                       help=hint or "approve `promotion`, `rollback` or a canary stage by name")
             )
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar, cast
 from rolloutlang import ir, units
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, one_of
 from rolloutlang.source import Span
-from rolloutlang.syntax import Child, Node, Token
+from rolloutlang.syntax import STATEMENT_KEYWORDS, Child, Node, Token
 
 T = TypeVar("T")
 
@@ -43,6 +43,10 @@ class LoweringError(Exception):
         self.diagnostic = diagnostic
 
 
+class _FollowOn(Exception):
+    """Abandon a construct whose problem is only a consequence of one already reported."""
+
+
 def _fail(code: str, message: str, span: Span, help: str = "", label: str = "") -> LoweringError:
     return LoweringError(error(code, message, span, help=help, label=label))
 
@@ -50,7 +54,7 @@ def _fail(code: str, message: str, span: Span, help: str = "", label: str = "") 
 def unquote(token: Token) -> str:
     """The value of a STRING token, escapes resolved."""
     body = token.text[1:-1]
-    out = []
+    out: list[str] = []
     i = 0
     escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
     while i < len(body):
@@ -58,11 +62,16 @@ def unquote(token: Token) -> str:
         if ch == "\\" and i + 1 < len(body):
             nxt = body[i + 1]
             if nxt not in escapes:
+                # A string is on one line, so the escape's column is exact.
+                col = token.span.col + 1 + i
+                at = Span(file=token.span.file, line=token.span.line, col=col, end_line=token.span.line,
+                          end_col=col + 2)
                 raise _fail(
                     "RL205",
                     f"unknown escape `\\{nxt}` in string",
-                    token.span,
-                    help='strings know `\\"`, `\\\\`, `\\n` and `\\t`',
+                    at if token.span.line == token.span.end_line else token.span,
+                    label="not an escape",
+                    help='strings know `\\"`, `\\\\`, `\\n`, `\\t` and `\\r`; write `\\\\` for a backslash',
                 )
             out.append(escapes[nxt])
             i += 2
@@ -128,7 +137,7 @@ class Phrase:
                     help=(hint + " " if hint else "") + f"expected {one_of(list(choices))}",
                 )
             return atom
-        raise self._expected(atom, what + (f" ({one_of(list(choices))})" if choices else ""))
+        raise self._expected(atom, one_of(list(choices)) if choices else what)
 
     def expect_word(self, word: str) -> Token:
         atom = self.peek()
@@ -160,11 +169,15 @@ class Phrase:
         atom = self.next()
         if isinstance(atom, Token) and atom.type == "COMPARE":
             if atom.text in ("==", "!="):
-                raise _fail("RL204", f"a gate compares with `<`, `<=`, `>` or `>=`, not `{atom.text}`", atom.span)
+                raise _fail("RL204", f"a gate compares with `<`, `<=`, `>` or `>=`, not `{atom.text}`", atom.span,
+                            label="not allowed in a gate",
+                            help="a gate states the healthy side of a threshold, e.g. `p99 latency < 250ms`")
             return atom
         raise self._expected(atom, "a comparison (`<`, `<=`, `>` or `>=`)")
 
     def _expected(self, atom: Child | None, what: str, back: int = 1) -> LoweringError:
+        if re.fullmatch(r"[a-z][a-z0-9]*", what):  # an option's own name: `alpha`, `sd`, `delta`
+            what = f"a value for `{what}`"
         if atom is None:
             return _fail("RL202", f"expected {what}", self.here(), label="missing here")
         shown = atom.text if isinstance(atom, Token) else atom.tokens()[0].text + "(...)"
@@ -327,12 +340,45 @@ BUSINESS_OPTIONS = (
 # -- the pass ----------------------------------------------------------------------------
 
 
+# The keyword a statement starts with, where it is not the rule's name.
+_STATEMENT_WORD = {"traffic_model": "traffic", "metrics_source": "metrics", "request_log": "log",
+                   "blue_green": "blue-green", "model_version": "model", "rollback_rule": "on", "use_gates": "use",
+                   "label_metric": "metric", "approval": "approve"}
+
+
+def _keyword_span(span: Span, word: str) -> Span:
+    """The first word of a statement: what "given twice" and the like point at."""
+    return Span(file=span.file, line=span.line, col=span.col, end_line=span.line, end_col=span.col + len(word))
+
+
+# The token naming what a statement defines, by grammar rule.
+_NAME_TOKEN = {
+    "rollout": "NAME", "gate_set": "NAME", "gate": "NAME", "label_metric": "NAME", "scenario": "NAME",
+    "canary_stage": "NAME", "model_version": "ROLE", "signature": "ROLE", "signature_field": "NAME",
+    "consumer": "NAME", "pipeline_hook": "NAME", "metric_query": "NAME", "pii_field": "NAME",
+}
+
+
 class Lowerer:
     """Lowers one file's syntax tree; collects diagnostics instead of stopping."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.diagnostics: list[Diagnostic] = []
+        # Statement span -> span of the name it defines, so that "defined
+        # twice" points at the name rather than the whole statement.
+        self._name_spans: dict[Span, Span] = {}
+
+    def _index_names(self, tree: Node) -> None:
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            want = _NAME_TOKEN.get(node.kind)
+            if want is not None:
+                tok = node.tok(want) or (node.tok("NUMLIT") if node.kind == "canary_stage" else None)
+                if tok is not None:
+                    self._name_spans.setdefault(node.span, tok.span)
+            stack.extend(c for c in node.children if isinstance(c, Node))
 
     # utilities
 
@@ -342,6 +388,8 @@ class Lowerer:
             return fn()
         except LoweringError as exc:
             self.diagnostics.append(exc.diagnostic)
+        except _FollowOn:
+            pass
         return None
 
     def unit(self, token: Token, convert: Callable[[str], T]) -> T:
@@ -350,19 +398,21 @@ class Lowerer:
         except units.UnitError as exc:
             raise _fail("RL201", exc.message, token.span, help=exc.help) from None
 
-    def duplicate(self, kind: str, items: Iterable[tuple[str, Span]]) -> None:
+    def duplicate(self, kind: str, items: Iterable[tuple[str, Span]], message: Callable[[str], str] | None = None,
+                  help: str = "") -> None:
         seen: dict[str, Span] = {}
-        for name, span in items:
+        for name, statement_span in items:
+            span = self._name_spans.get(statement_span, statement_span)
             if name in seen:
                 first = seen[name]
                 self.diagnostics.append(
                     error(
                         "RL101",
-                        f"{kind} `{name}` is defined twice",
+                        message(name) if message else f"{kind} `{name}` is defined twice",
                         span,
                         label="second definition",
                         notes=(f"first defined at {first}",),
-                        help=f"rename one of them; {kind} names must be unique",
+                        help=help or f"rename one of them; {kind} names must be unique",
                     )
                 )
             else:
@@ -371,6 +421,7 @@ class Lowerer:
     # file
 
     def lower_file(self, tree: Node) -> ir.File:
+        self._index_names(tree)
         imports: list[ir.Import] = []
         gate_sets: list[ir.GateSet] = []
         rollouts: list[ir.Rollout] = []
@@ -395,7 +446,9 @@ class Lowerer:
 
     def gate_set(self, node: Node) -> ir.GateSet:
         name = node.toks("NAME")[0].text
-        gates, rules, metrics = [], [], []
+        gates: list[Any] = []
+        rules: list[Any] = []
+        metrics: list[Any] = []
         for child in node.children:
             if isinstance(child, Node):
                 self._body_item(child, gates, rules, metrics, origin=name)
@@ -448,38 +501,40 @@ class Lowerer:
             if not isinstance(child, Node):
                 continue
             k = child.kind
+            kspan = _keyword_span(child.span, _STATEMENT_WORD.get(k, k))
             if self._body_item(child, lists["gates"], lists["rules"], lists["label_metrics"]):
                 continue
             if k in ("service", "namespace"):
-                single(k, child.span, child.toks("NAME")[0].text, k)
+                single(k, kspan, child.toks("NAME")[0].text, k)
             elif k == "owner":
-                single(k, child.span, self.guard(lambda c=child: unquote(c.toks("STRING")[0])), k)  # type: ignore[misc]
+                single(k, kspan, self.guard(lambda c=child: unquote(c.toks("STRING")[0])), k)  # type: ignore[misc]
             elif k == "model_version":
                 _append(lists["models"], self.guard(lambda c=child: self.model_version(c)))  # type: ignore[misc]
             elif k == "signature":
                 _append(lists["signatures"], self.guard(lambda c=child: self.signature(c)))  # type: ignore[misc]
             elif k == "serving":
-                single(k, child.span, self.guard(lambda c=child: self.serving(c)), k)  # type: ignore[misc]
+                single(k, kspan, self.guard(lambda c=child: self.serving(c)), k)  # type: ignore[misc]
             elif k == "consumers":
                 for c in child.nodes("consumer"):
                     _append(lists["consumers"], self.guard(lambda c=c: self.consumer(c)))  # type: ignore[misc]
             elif k == "traffic_model":
-                single("traffic", child.span, self.guard(lambda c=child: self.traffic(c)), "traffic")  # type: ignore[misc]
+                single("traffic", kspan, self.guard(lambda c=child: self.traffic(c)), "traffic")  # type: ignore[misc]
             elif k == "metrics_source":
-                single("metrics_source", child.span, self.guard(lambda c=child: self.metrics_source(c)),  # type: ignore[misc]
+                single("metrics_source", kspan, self.guard(lambda c=child: self.metrics_source(c)),  # type: ignore[misc]
                        "metrics")
             elif k == "shadow":
-                single(k, child.span, self.guard(lambda c=child: self.shadow(c)), k)  # type: ignore[misc]
+                single(k, kspan, self.guard(lambda c=child: self.shadow(c)), k)  # type: ignore[misc]
             elif k in ("canary", "blue_green", "rolling"):
                 strategy = self.guard(lambda c=child: self.strategy(c))  # type: ignore[misc]
                 if strategy is not None and "strategy" in singles_seen:
                     self.diagnostics.append(
-                        error("RL301", "a rollout has one strategy: canary, blue-green or rolling", child.span,
+                        error("RL301", "a rollout has one strategy: canary, blue-green or rolling", kspan,
                               notes=(f"a strategy is already given at {singles_seen['strategy']}",),
-                              help="a shadow phase combines with any strategy: `shadow 100% for 24h`")
+                              help="keep one of them; a shadow phase combines with any strategy: "
+                                   "`shadow 100% for 24h`")
                     )
                 else:
-                    single("strategy", child.span, strategy, "strategy")
+                    single("strategy", kspan, strategy, "strategy")
             elif k == "route":
                 _append(lists["routes"], self.guard(lambda c=child: self.route(c)))  # type: ignore[misc]
             elif k == "use_gates":
@@ -489,7 +544,7 @@ class Lowerer:
             elif k == "scenario":
                 _append(lists["scenarios"], self.guard(lambda c=child: self.scenario(c)))  # type: ignore[misc]
             elif k == "holdout":
-                single(k, child.span, self.guard(lambda c=child: self.holdout(c)), k)  # type: ignore[misc]
+                single(k, kspan, self.guard(lambda c=child: self.holdout(c)), k)  # type: ignore[misc]
             elif k == "pipeline":
                 for h in child.nodes("pipeline_hook"):
                     _append(lists["pipeline"], self.guard(lambda h=h: ir.PipelineHook(  # type: ignore[misc]
@@ -499,7 +554,7 @@ class Lowerer:
                     span=c.span, what=c.toks("NAME")[0].text,
                     approvers=tuple(unquote(t) for t in c.toks("STRING")))))
             elif k == "request_log":
-                single("request_log", child.span, self.guard(lambda c=child: self.request_log(c)), "log")  # type: ignore[misc]
+                single("request_log", kspan, self.guard(lambda c=child: self.request_log(c)), "log")  # type: ignore[misc]
         for key, items in lists.items():
             fields[key] = tuple(items)
 
@@ -508,8 +563,14 @@ class Lowerer:
         self.duplicate("scenario", ((s.name, s.span) for s in fields["scenarios"]))
         self.duplicate("pipeline hook", ((h.name, h.span) for h in fields["pipeline"]))
         self.duplicate("consumer", ((c.name, c.span) for c in fields["consumers"]))
-        self.duplicate("model role", ((m.role, m.span) for m in fields["models"]))
-        self.duplicate("signature for", ((s.applies_to, s.span) for s in fields["signatures"]))
+        self.duplicate("model role", ((m.role, m.span) for m in fields["models"]),
+                       message=lambda role: f"the `{role}` model is given twice",
+                       help="a rollout has one `stable` and one `candidate` model")
+        self.duplicate("signature for", ((s.applies_to, s.span) for s in fields["signatures"]),
+                       message=lambda role: "the signature is given twice" if role == "both"
+                       else f"the `{role}` signature is given twice",
+                       help="give one `signature { ... }` for both models, or one per role: "
+                            "`signature stable { ... }` and `signature candidate { ... }`")
         return ir.Rollout(span=node.span, **fields)
 
     # models
@@ -551,8 +612,8 @@ class Lowerer:
         for section in node.nodes("signature_section"):
             direction = section.toks("SIG_DIRECTION")[0].text
             target = inputs if direction == "in" else outputs
-            for f in section.nodes("signature_field"):
-                field_ = self.guard(lambda f=f: self.signature_field(f))  # type: ignore[misc]
+            for field_node in section.nodes("signature_field"):
+                field_ = self.guard(lambda f=field_node: self.signature_field(f))  # type: ignore[misc]
                 if field_ is not None:
                     target.append(field_)
         self.duplicate("input", ((f.name, f.span) for f in inputs))
@@ -587,8 +648,8 @@ class Lowerer:
             raise _fail("RL210", f"unknown type `{base}`", name_tok.span,
                         help=hint or f"types are {one_of(list(SCALAR_TYPES + CONTAINER_TYPES))}")
         if not args or not isinstance(args[0], Node):
-            raise _fail("RL210", f"`{base}` needs an element type, as in `{base}<float32"
-                        + (", 256>`" if base != "list" else ">`"), node.span)
+            raise _fail("RL210", f"`{base}` needs an element type", node.span,
+                        help=f"write `{base}<float32" + (", 256>`" if base != "list" else ">`"))
         element = self.type_ref(args[0])
         dims: list[int] = []
         for a in args[1:]:
@@ -596,12 +657,18 @@ class Lowerer:
                 raise _fail("RL210", "a dimension must be a whole number", a.span)
             dims.append(int(self.unit(a, lambda t: units.number(t, "a dimension", integer=True, minimum=1))))
         if base == "list" and dims:
-            raise _fail("RL210", "`list` has no fixed size", node.span,
-                        help="use `vector<T, N>` for a fixed-size output")
+            raise _fail("RL210", "`list` has no fixed size", args[1].span,
+                        help=f"use `vector<{element.render()}, {dims[0]}>` for a fixed-size output")
+        if base == "vector" and not dims:
+            raise _fail("RL210", "`vector` needs its dimension", node.span, label="no dimension",
+                        help=f"write `vector<{element.render()}, 256>` with the real size, or "
+                             f"`list<{element.render()}>` if the size varies")
         if base == "vector" and len(dims) != 1:
-            raise _fail("RL210", "`vector` needs exactly one dimension, as in `vector<float32, 256>`", node.span)
+            raise _fail("RL210", "`vector` has exactly one dimension", args[2].span,
+                        help="use `tensor<T, D1, D2, ...>` for more than one dimension")
         if base == "tensor" and not dims:
-            raise _fail("RL210", "`tensor` needs its dimensions, as in `tensor<float32, 3, 224, 224>`", node.span)
+            raise _fail("RL210", "`tensor` needs its dimensions", node.span,
+                        help=f"write them after the element type, as in `tensor<{element.render()}, 3, 224, 224>`")
         return ir.TypeRef(span=node.span, base=base, element=element, dims=tuple(dims))
 
     def serving(self, node: Node) -> ir.Serving:
@@ -659,7 +726,9 @@ class Lowerer:
             try:
                 re.compile(value)
             except re.error as exc:
-                raise _fail("RL212", f"invalid regular expression: {exc.msg}", strings[1].span) from None
+                raise _fail("RL212", f"invalid regular expression: {exc.msg}", strings[1].span,
+                            label=f"at position {exc.pos}" if exc.pos is not None else "",
+                            help="`~` matches a regular expression; use `=` to match the value exactly") from None
         return ir.HeaderMatch(span=span, kind=cast(Literal["header", "cookie"], kind),
                               match=cast(Literal["exact", "regex", "prefix"], match), name=name, value=value)
 
@@ -701,7 +770,7 @@ class Lowerer:
             raise _fail("RL201", f"`{unit}` is not a request-rate unit", tok.span, help="use `rps`, `rpm` or `rph`")
         if lit.number <= 0:
             raise _fail("RL201", "the request rate must be positive", tok.span)
-        rest = [Phrase(first.atoms[first.pos:], first.span)] + phrases[1:]
+        rest = [Phrase(first.atoms[first.pos:], first.span), *phrases[1:]]
         opts = _read_options(
             rest,
             (
@@ -741,7 +810,7 @@ class Lowerer:
         first = phrases[0]
         kind_tok = first.word("metric kind", ("binary", "continuous"))
         kind = kind_tok.text
-        rest = [Phrase(first.atoms[first.pos:], first.span)] + phrases[1:]
+        rest = [Phrase(first.atoms[first.pos:], first.span), *phrases[1:]]
 
         def baseline(p: Phrase) -> float:
             tok = p.number("the baseline")
@@ -753,6 +822,7 @@ class Lowerer:
                 return value
             return units.number(tok.text, "the baseline")
 
+        reported = len(self.diagnostics)
         opts = _read_options(
             rest,
             (
@@ -763,11 +833,14 @@ class Lowerer:
             f"metric `{name}`",
             self.diagnostics,
         )
+        if len(self.diagnostics) > reported and ("baseline" not in opts
+                                                 or (kind == "continuous" and "sd" not in opts)):
+            raise _FollowOn()  # the option that went wrong is already reported
         if "baseline" not in opts:
-            raise _fail("RL213", f"metric `{name}` needs a baseline", node.span,
+            raise _fail("RL213", f"metric `{name}` needs a baseline", node.toks("NAME")[0].span,
                         help="add `baseline 4.2%` (binary) or `baseline 1.3, sd 4` (continuous)")
         if kind == "continuous" and "sd" not in opts:
-            raise _fail("RL213", f"continuous metric `{name}` needs a standard deviation", node.span,
+            raise _fail("RL213", f"continuous metric `{name}` needs a standard deviation", node.toks("NAME")[0].span,
                         help="add `sd 3.5`: the power check and the simulator need it")
         delay = opts["labels"][0] if "labels" in opts else ir.LabelDelay(span=node.span, distribution="immediate")
         return ir.LabelMetric(
@@ -811,7 +884,10 @@ class Lowerer:
             ),
             "immediate": (),
         }[fn.text]
+        reported = len(self.diagnostics)
         opts = _read_options(args, spec, f"`{fn.text}(...)`", self.diagnostics)
+        if len(self.diagnostics) > reported:
+            raise _FollowOn()  # a missing median or mean would only repeat the error above
         if fn.text == "immediate":
             return ir.LabelDelay(span=atom.span, distribution="immediate")
         if fn.text == "exponential":
@@ -861,7 +937,7 @@ class Lowerer:
                 if s is not None:
                     stages.append(s)
             if not node.nodes("canary_stage"):
-                raise _fail("RL302", "a canary needs at least one stage", node.span,
+                raise _fail("RL302", "a canary needs at least one stage", _keyword_span(node.span, "canary"),
                             help="list weights and durations: `canary { 5% for 1h  100% }`")
             self.duplicate("stage", ((s.name, s.span) for s in stages))
             return ir.Canary(span=node.span, stages=tuple(stages))
@@ -911,12 +987,18 @@ class Lowerer:
     def canary_stage(self, node: Node, index: int) -> ir.CanaryStage:
         name_tok = node.tok("NAME")
         weight_tok = node.toks("NUMLIT")[0]
+        unit = units.split(weight_tok.text).unit if units.is_number(weight_tok.text) else ""
+        if unit in units.DURATION_UNITS:
+            raise _fail("RL201", f"`{weight_tok.text}` is a duration, not a canary weight", weight_tok.span,
+                        help=f"a stage is a weight, `for` and a duration: write `for {weight_tok.text}` "
+                             "after the weight, as in `25% for 12h`")
         weight = self.unit(weight_tok, lambda t: units.percent(t, "a canary weight"))
         out: dict[str, Any] = {}
         for end in node.children:
             if isinstance(end, Node):
                 if end.kind == "stage_for":
-                    out["duration_s"] = self.unit(end.toks("NUMLIT")[0], lambda t: units.duration(t, "a stage"))
+                    out["duration_s"] = self.unit(end.toks("NUMLIT")[0],
+                                                  lambda t: units.duration(t, "a stage's duration"))
                 elif end.kind == "stage_until_approved":
                     out["until_approved"] = True
                 elif end.kind == "stage_hold":
@@ -930,7 +1012,10 @@ class Lowerer:
         name = node.toks("NAME")[0].text
         phrases = _phrases(node)
         cond = phrases[0]
-        rest = lambda: [Phrase(cond.atoms[cond.pos:], cond.span)] + phrases[1:]  # noqa: E731
+
+        def rest() -> list[Phrase]:
+            return [Phrase(cond.atoms[cond.pos:], cond.span), *phrases[1:]]
+
         first = cond.peek()
         if isinstance(first, Node) and first.kind == "call":
             return self.drift_gate(node, name, cond, rest, origin)
@@ -939,6 +1024,12 @@ class Lowerer:
             words.append(w)
             cond.pos += 1
         text = " ".join(w.text for w in words)
+        name_tok = node.toks("NAME")[0]
+        if words and words[0].span.line > name_tok.span.line and words[0].text in STATEMENT_KEYWORDS:
+            # `gate x:` with nothing after it swallowed the next statement.
+            words = []
+            cond = Phrase([], Span(file=name_tok.span.file, line=name_tok.span.line, col=name_tok.span.end_col,
+                                   end_line=name_tok.span.line, end_col=name_tok.span.end_col + 1))
         if not words:
             raise _fail("RL215", f"gate `{name}` needs a condition", cond.here(),
                         help="e.g. `p99 latency < 250ms`, `error rate < 0.5%`, `psi(scores) < 0.2` or "
@@ -967,17 +1058,21 @@ class Lowerer:
             tok = cond.number("a threshold")
             threshold = self.unit(tok, lambda t: units.number(t, "a query threshold"))
             return self._slo(node, name, "query", op, threshold, rest(), origin, query=words[1].text)
-        known = ["p99 latency", "p95 latency", "p50 latency", "error rate", "saturation", "METRIC change",
-                 "query NAME", "psi(OUTPUT)"]
-        hint = did_you_mean(text, [k for k in known if k.islower()])
-        if len(words) == 2 and words[1].text.startswith("lat"):
-            hint = hint or "did you mean `latency`?"
+        bad, hint = _condition_typo(words)
+        if bad is not None:
+            span = bad.span
+        else:
+            known = ["p99 latency", "p95 latency", "p50 latency", "error rate", "saturation"]
+            hint = did_you_mean(text, known)
+            if not hint and len(words) == 1 and isinstance(cond.peek(), Token) \
+                    and cast(Token, cond.peek()).type == "COMPARE":
+                hint = f"for a metric, write `{words[0].text} change`, as in `{words[0].text} change > -1% relative`"
         raise _fail(
             "RL215",
             f"unknown gate condition `{text}`",
             span,
-            help=(hint + " " if hint else "") + "a gate checks `pNN latency`, `error rate`, `saturation`, "
-            "`METRIC change`, `query NAME`, or a drift statistic such as `psi(scores)`",
+            help=(hint + "; " if hint else "") + "a gate checks `p99 latency`, `error rate`, `saturation`, "
+            "`<metric> change`, `query <name>`, or a drift statistic such as `psi(scores)`",
         )
 
     def _slo(self, node: Node, name: str, signal: str, op: Token, threshold: float, rest: list[Phrase],
@@ -1004,7 +1099,7 @@ class Lowerer:
                 or args[0].children[0].type != "NAME":
             raise _fail("RL216", f"`{fn.text}` takes the name of one input or output, as in `{fn.text}(scores)`",
                         call.span)
-        target = cast(Token, args[0].children[0]).text
+        target = args[0].children[0].text
         op: str = "<"
         threshold: float | None = None
         if fn.text != "adwin" or (isinstance(cond.peek(), Token) and cast(Token, cond.peek()).type == "COMPARE"):
@@ -1139,7 +1234,7 @@ class Lowerer:
             if e is not None:
                 effects.append(e)
         if not node.nodes("phrase"):
-            raise _fail("RL221", f"scenario `{name}` changes nothing", node.span,
+            raise _fail("RL221", f"scenario `{name}` changes nothing", node.toks("NAME")[0].span,
                         help="list effects: `scenario regression { ctr -2%, latency +15ms }`")
         return ir.Scenario(span=node.span, name=name, effects=tuple(effects))
 
@@ -1207,6 +1302,26 @@ class Lowerer:
                              field_spans=tuple(f.span for f in fields), pii=tuple(pii), retain_s=retain)
 
 
+def _condition_typo(words: list[Token]) -> tuple[Token | None, str]:
+    """In a two-word gate condition with one word right, the other word and a hint."""
+    if len(words) != 2:
+        return None, ""
+    first, second = words
+    if re.fullmatch(r"p\d{1,2}(\.\d+)?", first.text):
+        return second, did_you_mean(second.text, ["latency"]) or "a percentile is followed by `latency`"
+    if second.text == "latency":
+        return first, "write a percentile such as `p99`, `p95` or `p50`"
+    if first.text == "error":
+        return second, "did you mean `rate`?"
+    if second.text == "rate":
+        return first, did_you_mean(first.text, ["error"]) or "did you mean `error rate`?"
+    if did_you_mean(second.text, ["change"]):
+        return second, "did you mean `change`?"
+    if did_you_mean(first.text, ["query"]):
+        return first, "did you mean `query`?"
+    return None, ""
+
+
 def _opt_name(opts: dict[str, tuple[Any, Span]], key: str) -> str | None:
     value = opts.get(key)
     return value[0][0] if value else None
@@ -1224,5 +1339,7 @@ def lower(tree: Node, path: str) -> tuple[ir.File | None, list[Diagnostic]]:
         result = lowerer.lower_file(tree)
     except LoweringError as exc:
         lowerer.diagnostics.append(exc.diagnostic)
+        return None, lowerer.diagnostics
+    except _FollowOn:
         return None, lowerer.diagnostics
     return result, lowerer.diagnostics

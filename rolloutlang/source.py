@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,14 +84,25 @@ class SourceError(Exception):
         self.offset = offset
 
 
+def shown_path(path: Path | str, limit: int = 120) -> str:
+    """A path for a message, cut in the middle when absurdly long."""
+    text = str(path)
+    return text if len(text) <= limit else text[: limit // 2 - 2] + "..." + text[-(limit // 2 - 1):]
+
+
+def _too_large(size: int | None) -> SourceError:
+    shown = f"{size:,} bytes" if size is not None else f"more than {MAX_SOURCE_BYTES:,} bytes"
+    return SourceError(
+        f"file is too large to be a rollout spec ({shown}, the limit is {MAX_SOURCE_BYTES:,})",
+        help="a rollout spec is a few hundred lines; split shared definitions into imported files",
+        code="RL007",
+    )
+
+
 def decode_source(data: bytes) -> str:
     """Decode bytes as UTF-8 source, refusing binary, oversize and non-UTF-8 input."""
     if len(data) > MAX_SOURCE_BYTES:
-        raise SourceError(
-            f"file is too large to be a rollout spec ({len(data):,} bytes, the limit is {MAX_SOURCE_BYTES:,})",
-            help="a rollout spec is a few hundred lines; split shared definitions into imported files",
-            code="RL007",
-        )
+        raise _too_large(len(data))
     if b"\x00" in data:
         raise SourceError(
             "file looks binary (it contains NUL bytes), not a rollout spec",
@@ -112,19 +124,35 @@ def decode_source(data: bytes) -> str:
     return text
 
 
-def read_source(path: Path) -> str:
-    """Read and decode a file; raises SourceError with a readable message."""
+def read_bytes(path: Path) -> bytes:
+    """Read a file's bytes, refusing directories and oversize files before reading them."""
     try:
         if path.is_dir():
-            raise SourceError(f"`{path}` is a directory, not a rollout file", code="RL002")
+            raise SourceError(f"`{shown_path(path)}` is a directory, not a rollout file",
+                              help="pass the `.rollout` files, e.g. `rollout check specs/*.rollout`", code="RL002")
         with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_SOURCE_BYTES:
+                # Refused from its size: a huge file is never read, let alone parsed.
+                raise _too_large(size)
+            # Pipes and devices report no size: read one byte past the limit.
             data = fh.read(MAX_SOURCE_BYTES + 1)
-            if len(data) > MAX_SOURCE_BYTES:
-                data += fh.read()
     except FileNotFoundError:
-        raise SourceError(f"no such file `{path}`", code="RL002") from None
+        raise SourceError(f"no such file `{shown_path(path)}`", code="RL002") from None
+    except IsADirectoryError:
+        raise SourceError(f"`{shown_path(path)}` is a directory, not a rollout file", code="RL002") from None
     except PermissionError:
-        raise SourceError(f"cannot read `{path}`: permission denied", code="RL003") from None
+        raise SourceError(f"cannot read `{shown_path(path)}`: permission denied", code="RL003") from None
     except OSError as exc:
-        raise SourceError(f"cannot read `{path}`: {exc.strerror or exc}", code="RL003") from None
-    return decode_source(data)
+        reason = (exc.strerror or str(exc)).lower()
+        raise SourceError(f"cannot read `{shown_path(path)}`: {reason}", code="RL003") from None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        raise SourceError(f"cannot read `{shown_path(path)}`: {exc}", code="RL003") from None
+    if len(data) > MAX_SOURCE_BYTES:
+        raise _too_large(None)
+    return data
+
+
+def read_source(path: Path) -> str:
+    """Read and decode a file; raises SourceError with a readable message."""
+    return decode_source(read_bytes(path))

@@ -22,13 +22,11 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Literal, overload
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special  # type: ignore[import-untyped,unused-ignore]
-from scipy import stats as _sps  # type: ignore[import-untyped,unused-ignore]
-from scipy.optimize import brentq  # type: ignore[import-untyped,unused-ignore]
 
 __all__ = [
     "ClassicalDesign",
@@ -76,14 +74,61 @@ _MIN_SPACING = 0.02
 # ---------------------------------------------------------------------------
 
 
+# The checks import this module for every business gate: scipy costs about a
+# second to import, so the normal helpers and the root finder are plain Python
+# (scipy.stats is imported only by the t-test functions, which nothing in
+# `rollout check` calls).
+_STANDARD_NORMAL = NormalDist()
+
+
 def normal_cdf(x: float) -> float:
-    """Standard normal CDF, via ``ndtr`` so tails stay accurate."""
-    return float(special.ndtr(x))
+    """Standard normal CDF, via erfc so both tails stay accurate."""
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
 def normal_quantile(p: float) -> float:
-    """Standard normal quantile (inverse CDF)."""
-    return float(special.ndtri(p))
+    """Standard normal quantile (inverse CDF); +-inf at 1 and 0."""
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return math.inf
+    return _STANDARD_NORMAL.inv_cdf(p)
+
+
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _root(f: Callable[[float], float], lo: float, hi: float, xtol: float = 1e-12) -> float:
+    """A root of ``f`` in [lo, hi], where f changes sign: Illinois regula falsi, bisection as fallback."""
+    f_lo, f_hi = f(lo), f(hi)
+    if f_lo == 0.0:
+        return lo
+    if f_hi == 0.0:
+        return hi
+    if (f_lo > 0.0) == (f_hi > 0.0):
+        raise ValueError("f(lo) and f(hi) must have different signs")
+    side = 0
+    for _ in range(400):
+        if hi - lo <= xtol * (1.0 + abs(lo) + abs(hi)) / 2.0:
+            break
+        x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+        if not lo < x < hi or side in (-3, 3):  # stalled on one side: bisect
+            x = 0.5 * (lo + hi)
+            side = 0
+        f_x = f(x)
+        if f_x == 0.0:
+            return x
+        if (f_x > 0.0) == (f_lo > 0.0):
+            lo, f_lo = x, f_x
+            side = side - 1 if side <= 0 else -1
+            if side == -2:
+                f_hi /= 2.0
+        else:
+            hi, f_hi = x, f_x
+            side = side + 1 if side >= 0 else 1
+            if side == 2:
+                f_lo /= 2.0
+    return 0.5 * (lo + hi)
 
 
 def _phi(x: FloatArray) -> FloatArray:
@@ -93,7 +138,8 @@ def _phi(x: FloatArray) -> FloatArray:
 
 
 def _ndtr(x: FloatArray) -> FloatArray:
-    out: FloatArray = special.ndtr(x)
+    values = np.asarray(-np.asarray(x, dtype=float) / math.sqrt(2.0))
+    out: FloatArray = 0.5 * np.asarray(_ERFC(values), dtype=float)
     return out
 
 
@@ -420,6 +466,8 @@ def mean_difference_power(
     if df <= 0:
         raise ValueError("t-test needs n_control + n_treatment > 2")
     tail = alpha / 2.0 if two_sided else alpha
+    from scipy import stats as _sps  # type: ignore[import-untyped,unused-ignore]
+
     crit = float(_sps.t.isf(tail, df))
     d = drift if two_sided else abs(drift)
     power = _nct_upper(crit, df, d)
@@ -434,6 +482,8 @@ def _nct_upper(crit: float, df: float, nc: float) -> float:
     scipy's noncentral t yields NaN deep in the tails at large df and
     noncentrality, exactly where the normal limit is accurate.
     """
+    from scipy import stats as _sps  # type: ignore[import-untyped,unused-ignore]
+
     value = float(_sps.nct.sf(crit, df, nc))
     return value if math.isfinite(value) else normal_cdf(nc - crit)
 
@@ -472,7 +522,7 @@ def mean_difference_sample_size(
     hi = max(2.0 * n_z, lo * 2.0)
     while gap(hi) < 0.0:
         hi *= 2.0
-    return float(brentq(gap, lo, hi, xtol=1e-10, rtol=1e-12))
+    return _root(gap, lo, hi, xtol=1e-10)
 
 
 # ---------------------------------------------------------------------------
@@ -739,7 +789,7 @@ def _solve_bound(state: _SubDensity | None, fraction: float, target: float) -> f
 
     # P(no earlier stop, Z_k >= b) <= P(Z_k >= b), so the root is below z_{1-target}.
     hi = normal_quantile(1.0 - target) + 1e-6
-    return float(brentq(excess, -10.0, hi, xtol=1e-11, rtol=1e-13))
+    return _root(excess, -10.0, hi, xtol=1e-11)
 
 
 def spending_bounds(
@@ -813,7 +863,7 @@ def classical_constant(
         return crossing_probabilities(ups, ts, 0.0, lows, grid=grid).total - alpha
 
     z_fixed = _critical_z(alpha, not one_sided)
-    return float(brentq(size, z_fixed - 1e-9, z_fixed + 5.0, xtol=1e-11, rtol=1e-13))
+    return _root(size, z_fixed - 1e-9, z_fixed + 5.0, xtol=1e-11)
 
 
 def classical_bounds(
@@ -904,7 +954,7 @@ def design_drift(
         hi *= 2.0
         if hi > 1e4:
             raise ValueError("target power not reachable with these bounds")
-    return float(brentq(gap, 0.0, hi, xtol=1e-11, rtol=1e-13))
+    return _root(gap, 0.0, hi, xtol=1e-11)
 
 
 def inflation_factor(

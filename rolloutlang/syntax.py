@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Union
 
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, one_of
 from rolloutlang.source import SourceFile, Span
@@ -69,7 +68,7 @@ class Node:
         return found[0] if found else None
 
 
-Child = Union[Node, Token]
+Child = Node | Token
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,10 @@ def _parser(strict: bool = False):  # type: ignore[no-untyped-def]
         propagate_positions=True,
         maybe_placeholders=False,
         strict=strict,
+        # Building the LALR tables takes ~1 s (lark checks terminal collisions
+        # with interegular when it is installed); lark caches the built parser
+        # in the temp folder, keyed by the grammar's hash and lark's version.
+        cache=not strict,
     )
 
 
@@ -118,23 +121,38 @@ _TERMINAL_WORDS = {
     "STRING": 'a quoted string like `"text"`',
     "VERSION": "a version like `1.4.2`",
     "DIGEST": "a digest like `sha256:<64 hex digits>`",
-    "ROLE": "`stable` or `candidate`",
-    "SIG_DIRECTION": "`in` or `out`",
-    "MATCH_KIND": "`header` or `cookie`",
-    "MATCH_OP": "`=`, `~` or `^=`",
-    "PII_TREATMENT": "`hashed` or `dropped`",
+    "ROLE": "`stable`|`candidate`",
+    "SIG_DIRECTION": "`in`|`out`",
+    "MATCH_KIND": "`header`|`cookie`",
+    "MATCH_OP": "`=`|`~`|`^=`",
+    "PII_TREATMENT": "`hashed`|`dropped`",
     "COMPARE": "a comparison like `<`",
     "OPTIONAL": "`?`",
     "RANGE": "`..`",
     "$END": "the end of the file",
 }
 
+# Longest token text quoted in a message; longer ones are cut with `...`.
+_MAX_SHOWN = 40
+# Recovery parses the file again after each error; stop before the characters
+# parsed in total would pass this, so a huge broken file stays fast (lark reads
+# a few hundred kB per second here).
+_RECOVERY_BUDGET = 1_000_000
 
-def _describe_terminal(name: str) -> str:
+
+def _shown(text: str) -> str:
+    if len(text) <= _MAX_SHOWN:
+        return text
+    if text.startswith('"') and text.endswith('"'):
+        return text[: _MAX_SHOWN - 4] + '..."'
+    return text[: _MAX_SHOWN - 3] + "..."
+
+
+def _describe_terminal(name: str) -> str | None:
     if name in _TERMINAL_WORDS:
         return _TERMINAL_WORDS[name]
     literal = _terminal_literal(name)
-    return f"`{literal}`" if literal is not None else name.lower()
+    return f"`{literal}`" if literal is not None else None
 
 
 def _terminal_literal(name: str) -> str | None:
@@ -153,10 +171,10 @@ def _describe_token(type_: str, text: str) -> str:
     if type_ == "$END":
         return "end of file"
     if type_ == "STRING":
-        return f"string {text}"
+        return f"string {_shown(text)}"
     if type_ == "NUMLIT":
-        return f"number `{text}`"
-    return f"`{text}`"
+        return f"number `{_shown(text)}`"
+    return f"`{_shown(text)}`"
 
 
 def _keyword_choices(expected: set[str]) -> list[str]:
@@ -168,119 +186,561 @@ def _keyword_choices(expected: set[str]) -> list[str]:
     return sorted(words)
 
 
+def _is_statement_word(word: str) -> bool:
+    return word in STATEMENT_KEYWORDS or word in TOP_LEVEL_KEYWORDS
+
+
+def _join_or(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
 def _expected_phrase(expected: set[str]) -> str:
     keywords = _keyword_choices(expected)
-    statement_kw = [k for k in keywords if k in STATEMENT_KEYWORDS or k in TOP_LEVEL_KEYWORDS]
+    statement_kw = [k for k in keywords if _is_statement_word(k)]
+    described: list[str] = []
+    for t in sorted(expected):
+        if len(statement_kw) >= 4 and _terminal_literal(t) in statement_kw:
+            continue
+        d = _describe_terminal(t)
+        for choice in (d or "").split("|"):
+            if choice and choice not in described:
+                described.append(choice)
+    # `}` reads best last: "expected `from` or `}`".
+    described.sort(key=lambda d: (d == "`}`", d))
     if len(statement_kw) >= 4:
-        others = [_describe_terminal(t) for t in sorted(expected) if _terminal_literal(t) not in statement_kw]
         head = "a statement such as " + one_of(_preferred(statement_kw))
-        return head + (" or " + ", ".join(others) if others else "")
-    described = sorted({_describe_terminal(t) for t in expected})
-    if len(described) == 1:
-        return described[0]
-    return ", ".join(described[:-1]) + " or " + described[-1]
+        if not described:
+            return head
+        return ", ".join(described) + ", or " + head
+    return _join_or(described) or "something else"
 
 
 def _preferred(keywords: list[str]) -> list[str]:
-    order = ["rollout", "gates", "import", "model", "canary", "gate", "on", "service"]
+    order = ["rollout", "gates", "import", "model", "canary", "gate", "on", "metric", "service"]
     picked = [k for k in order if k in keywords]
     return picked[:5] if picked else keywords[:5]
 
 
-def _diagnose(exc: Exception, src: SourceFile, text: str) -> tuple[Diagnostic, int]:
-    """Turn a lark error into a diagnostic; also return the error's offset."""
+# -- where the braces are --------------------------------------------------------
+
+_BRACE_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[{}]')
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A `{ ... }` block found by scanning the text (strings and comments skipped)."""
+
+    open: int
+    indent: int
+    head: str
+    depth: int
+    close: int | None = None
+
+    @property
+    def keyword(self) -> str:
+        m = _FIRST_WORD.match(self.head)
+        return m.group(1) if m else ""
+
+
+@dataclass
+class _Braces:
+    open: list[_Block]
+    closed: list[_Block]
+    # A block that an outer block's `}` closed: the `}` sits at the outer
+    # block's indentation, so this block most likely misses its own `}`.
+    unclosed_inner: _Block | None
+    extra_closing: int  # `}` with no `{` to match
+
+
+def _line_start(text: str, offset: int) -> int:
+    return text.rfind("\n", 0, offset) + 1
+
+
+def _indent_at(text: str, line_start: int) -> int:
+    end = line_start
+    while end < len(text) and text[end] in " \t":
+        end += 1
+    return len(text[line_start:end].expandtabs(4))
+
+
+def _block_head(text: str, brace: int) -> str:
+    """The words before a `{` (`canary`, `rollout ranker-v2`), for messages."""
+    before = text[max(0, brace - 200):brace]
+    before = re.sub(r"#[^\n]*", "", before).rstrip()
+    head = before.split("\n")[-1].strip() if before else ""
+    head = head.split("{")[-1].split("}")[-1].strip()
+    return _shown(head)
+
+
+def _scan_braces(text: str, upto: int | None = None) -> _Braces:
+    end = len(text) if upto is None else upto
+    stack: list[_Block] = []
+    closed: list[_Block] = []
+    unclosed_inner: _Block | None = None
+    extra = 0
+    for m in _BRACE_SCAN.finditer(text, 0, end):
+        tok = m.group()
+        if tok == "{":
+            ls = _line_start(text, m.start())
+            stack.append(_Block(m.start(), _indent_at(text, ls), _block_head(text, m.start()), len(stack)))
+        elif tok == "}":
+            if not stack:
+                extra += 1
+                continue
+            ls = _line_start(text, m.start())
+            if not text[ls:m.start()].strip():
+                ind = _indent_at(text, ls)
+                if stack[-1].indent > ind and any(b.indent == ind for b in stack):
+                    while stack[-1].indent > ind:
+                        inner = stack.pop()
+                        unclosed_inner = unclosed_inner or inner
+            b = stack.pop()
+            closed.append(_Block(b.open, b.indent, b.head, b.depth, m.start()))
+    return _Braces(stack, closed, unclosed_inner, extra)
+
+
+# -- turning lark's errors into diagnostics ----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Recovery:
+    """How to carry on after an error: blank a statement or a range, or put in missing `}`s."""
+
+    start: int
+    end: int = -1
+    statement: bool = False  # blank the whole statement around `start`
+    braces: tuple[int, ...] = ()  # put a `}` at each of these offsets
+
+
+def _expected_set(exc: Exception) -> set[str]:
+    """The terminals that may really come next.
+
+    LALR merges lookaheads of similar states, so lark's `expected` can list
+    tokens that would fail a step later; asking the parser is exact.
+    """
+    expected = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+    ip = getattr(exc, "interactive_parser", None)
+    if ip is not None and expected:
+        try:
+            accepted = set(ip.accepts())
+        except Exception:  # a better message is optional; the error itself is not
+            return expected
+        if accepted:
+            return accepted
+    return expected
+
+
+def _diagnose(exc: Exception, src: SourceFile, text: str) -> tuple[Diagnostic, int, _Recovery | None]:
+    """Turn a lark error into a diagnostic, the error's offset, and how to recover."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
     if isinstance(exc, UnexpectedCharacters):
-        offset = exc.pos_in_stream
-        ch = text[offset]
-        if ch == '"':
-            end = text.find("\n", offset)
-            end = len(text) if end < 0 else end
-            return (
-                error(
-                    "RL012",
-                    "unterminated string",
-                    src.span(offset, end),
-                    label="this string is never closed",
-                    help='close it with `"` on the same line; write `\\"` for a quote inside a string',
-                ),
-                offset,
-            )
-        shown = ch if ch.isprintable() else repr(ch)
-        allowed = set(exc.allowed or ())
-        return (
-            error(
-                "RL011",
-                f"unexpected character `{shown}`",
-                src.span(offset, offset + 1),
-                label="not part of the language here",
-                help=("expected " + _expected_phrase(allowed)) if allowed else "remove it",
-            ),
-            offset,
-        )
+        return _unexpected_character(exc.pos_in_stream or 0, set(exc.allowed or ()), src, text)
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
-        expected = set(exc.expected or ())
+        expected = _expected_set(exc)
         if tok.type == "$END":
-            offset = len(text.rstrip())
-            span = src.span(max(offset - 1, 0), max(offset, 1)) if offset else src.span(0, 0)
-            if "RBRACE" in expected:
-                return (
-                    error(
-                        "RL013",
-                        "unexpected end of file: a `{` block is not closed",
-                        span,
-                        help="add the missing `}`",
-                    ),
-                    len(text),
-                )
-            return (
-                error("RL013", "unexpected end of file", span, help="expected " + _expected_phrase(expected)),
-                len(text),
-            )
+            return _unexpected_end(expected, src, text)
         offset = tok.start_pos if tok.start_pos is not None else 0
-        span = src.span(offset, offset + len(str(tok)))
-        keywords = _keyword_choices(expected)
-        if tok.type == "NAME" and len([k for k in keywords if k in STATEMENT_KEYWORDS or k in TOP_LEVEL_KEYWORDS]) >= 3:
-            hint = did_you_mean(str(tok), keywords)
+        return _unexpected_token(str(tok.type), str(tok), offset, expected, src, text)
+    if isinstance(exc, UnexpectedEOF):  # pragma: no cover - LALR reports $END as UnexpectedToken
+        return error("RL013", "unexpected end of file", src.span(len(text), len(text))), len(text), None
+    raise exc
+
+
+_QUOTES = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u00ab": '"', "\u00bb": '"'}
+
+
+def _unexpected_character(
+    offset: int, allowed: set[str], src: SourceFile, text: str
+) -> tuple[Diagnostic, int, _Recovery | None]:
+    ch = text[offset]
+    if ch == '"':
+        end = text.find("\n", offset)
+        end = len(text) if end < 0 else end
+        diagnostic = error(
+            "RL012",
+            "unterminated string",
+            src.span(offset, end),
+            label="this string is never closed",
+            help='close it with `"` on the same line; write `\\"` for a quote inside a string',
+        )
+        return diagnostic, offset, _Recovery(offset, statement=True)
+    shown = ch if ch.isprintable() else repr(ch)[1:-1]
+    allowed = {a for a in allowed if not a.startswith("__") and a != "COMMENT"}
+    if ch in _QUOTES:
+        help_ = 'use straight double quotes: `"text"`'
+    elif allowed:
+        help_ = "expected " + _expected_phrase(allowed)
+    else:
+        help_ = "remove it"
+    diagnostic = error(
+        "RL011",
+        f"unexpected character `{shown}`",
+        src.span(offset, offset + 1),
+        label="not part of the language here",
+        help=help_,
+    )
+    return diagnostic, offset, _Recovery(offset, statement=True)
+
+
+def _unexpected_end(expected: set[str], src: SourceFile, text: str) -> tuple[Diagnostic, int, _Recovery | None]:
+    stripped = len(text.rstrip())
+    end_span = src.span(max(stripped - 1, 0), max(stripped, 1)) if stripped else src.span(0, 0)
+    if "RBRACE" in expected:
+        braces = _scan_braces(text)
+        block = braces.unclosed_inner or (braces.open[-1] if braces.open else None)
+        if block is not None:
+            others = [b for b in braces.open if b is not block]
+            help_ = "add the missing `}` at the end of the block"
+            if others:
+                outer = others[-1]
+                help_ += (f"; `{outer.head}` (line {src.position(outer.open)[0]}) is not closed either"
+                          if outer.head else "")
+            name = f"`{block.head}` block" if block.head else "block"
+            return (
+                error(
+                    "RL016",
+                    f"{name} is not closed",
+                    src.span(block.open, block.open + 1),
+                    label="this `{` has no matching `}`",
+                    help=help_,
+                ),
+                len(text),
+                None,
+            )
+        return (
+            error("RL013", "unexpected end of file: a `{` block is not closed", end_span, help="add the missing `}`"),
+            len(text),
+            None,
+        )
+    return (
+        error("RL013", "unexpected end of file", end_span, label="the file ends here",
+              help="expected " + _expected_phrase(expected)),
+        len(text),
+        None,
+    )
+
+
+def _unexpected_token(
+    tok_type: str, tok_text: str, offset: int, expected: set[str], src: SourceFile, text: str
+) -> tuple[Diagnostic, int, _Recovery | None]:
+    span = src.span(offset, offset + len(tok_text))
+    ls = _line_start(text, offset)
+    line_end = text.find("\n", offset)
+    line = text[ls: len(text) if line_end < 0 else line_end]
+    first = _FIRST_WORD.match(line.lstrip(" \t}"))
+    first_word = first.group(1) if first else ""
+    before = text[ls:offset].strip()
+    starts_line = before == "" or before.endswith(("{", "}"))
+    keywords = _keyword_choices(expected)
+    statement_kw = [k for k in keywords if _is_statement_word(k)]
+
+    # A statement keyword where it cannot go: a `{` left open, a `}` too many,
+    # or a statement inside a block that does not hold statements.
+    if _is_statement_word(first_word):
+        placed = _misplaced_statement(first_word, ls, offset, src, text)
+        if placed is not None:
+            return placed
+        assert first is not None
+        w_at = ls + len(line) - len(line.lstrip(" \t}")) + first.start(1)
+        before_kw = _previous_token_end(text, w_at) if offset > w_at else None
+        if before_kw is not None and text.count("\n", before_kw[0], w_at) > 0 \
+                and before_kw[1].endswith((":", ",")):
+            # `on ctr fail:` with nothing after it read the next statement as its words.
+            return _missing_after(before_kw, {"NAME", "NUMLIT", "STRING", "COMPARE"}, src, text, offset)
+    elif first and not starts_line:
+        # A misspelt keyword at the start of a line after a statement made of
+        # free words (`traffic`, `gate`, ...) reads as more of those words, and
+        # the parser only trips later on the line: report the keyword.
+        w_at = ls + len(line) - len(line.lstrip(" \t}")) + first.start(1)
+        prev = _previous_token_end(text, w_at)
+        hint = did_you_mean(first_word, STATEMENT_KEYWORDS)
+        if hint and prev is not None and text.count("\n", prev[0], w_at) > 0:
+            return (
+                error("RL014", f"unknown keyword `{_shown(first_word)}`", src.span(w_at, w_at + len(first_word)),
+                      label="not a statement", help=hint),
+                offset,
+                _Recovery(w_at, statement=True),
+            )
+
+    if tok_type == "RBRACE" and "RBRACE" not in expected:
+        braces = _scan_braces(text, offset)
+        if not braces.open:
+            return (
+                error("RL010", "unmatched `}`", span, label="no block is open here",
+                      help="remove this `}`, or look for a missing `{` before it"),
+                offset,
+                _Recovery(offset, offset + 1),
+            )
+
+    if tok_type not in ("STRING", "NUMLIT") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", tok_text):
+        if "NAME" not in expected and keywords and starts_line:
+            hint = did_you_mean(tok_text, keywords)
+            message = f"unknown keyword `{_shown(tok_text)}`"
+            home = _BLOCK_WORDS.get(tok_text)
+            if home is not None and tok_text not in keywords:
+                message = f"`{tok_text}` is only allowed inside `{home.split()[0]}`"
+                hint = f"move it into a `{home} {{ ... }}` block"
+            where = "not a statement" if len(statement_kw) >= 3 else "expected " + _expected_phrase(expected)
             return (
                 error(
                     "RL014",
-                    f"unknown keyword `{tok}`",
+                    message,
                     span,
-                    label="not a statement",
+                    label=where,
                     help=hint or "expected " + _expected_phrase(expected),
                 ),
                 offset,
+                _Recovery(offset, statement=True),
+            )
+
+    hint = _syntax_hint(tok_type, tok_text, expected, first_word, text, offset)
+    prev = _previous_token_end(text, offset)
+    unfinished = "RBRACE" not in expected and not statement_kw and "$END" not in expected
+    if unfinished and prev is not None and text.count("\n", prev[0], offset) > 0:
+        # Something is missing at the end of the line before: point there.
+        return _missing_after(prev, expected, src, text, offset)
+    return (
+        error(
+            "RL010",
+            f"unexpected {_describe_token(tok_type, tok_text)}",
+            span,
+            label="expected " + _expected_phrase(expected),
+            help=hint,
+        ),
+        offset,
+        _Recovery(offset, statement=True),
+    )
+
+
+def _missing_after(
+    prev: tuple[int, str], expected: set[str], src: SourceFile, text: str, offset: int
+) -> tuple[Diagnostic, int, _Recovery | None]:
+    """`expected X after Y`, pointing just past Y, where the statement was cut short."""
+    end, word = prev
+    statement = _FIRST_WORD.match(text[_line_start(text, end):end].lstrip(" \t}"))
+    statement_word = statement.group(1) if statement else ""
+    what = _expected_phrase(expected)
+    if "NAME" in expected and "COMPARE" in expected and word.endswith((":", ",")):
+        what = _PHRASE_STARTS.get(statement_word, what)
+    hint = _syntax_hint("", "", expected, statement_word, text, end)
+    return (
+        error("RL010", f"expected {what} after `{_shown(word)}`", src.span(end, end + 1),
+              label="missing here", help=hint),
+        offset,
+        # Blank the unfinished statement, not the line the parser tripped on.
+        _Recovery(max(end - 1, 0), statement=True),
+    )
+
+
+def _previous_token_end(text: str, offset: int) -> tuple[int, str] | None:
+    """Where the code before `offset` ends (comments skipped), and its last word."""
+    pos = offset
+    for _ in range(50):
+        ls = _line_start(text, max(pos - 1, 0)) if pos > 0 else 0
+        line = text[ls:pos]
+        cut = len(line)
+        for m in _STRINGS_AND_COMMENTS.finditer(line):
+            if m.group().startswith("#"):
+                cut = m.start()
+                break
+        code = line[:cut].rstrip()
+        if code:
+            word = re.search(r'(?:"[^"]*"|\S+)$', code)
+            return ls + len(code), word.group() if word else code[-1]
+        if ls == 0:
+            return None
+        pos = ls - 1
+    return None
+
+
+def _misplaced_statement(
+    word: str, line_start: int, offset: int, src: SourceFile, text: str
+) -> tuple[Diagnostic, int, _Recovery | None] | None:
+    """Explain a statement that the parser met where it cannot stand."""
+    m = re.compile(r"[\s}]*").match(text, line_start)
+    kw_at = m.end() if m else line_start
+    braces = _scan_braces(text, line_start)
+    kw_span = src.span(kw_at, kw_at + len(word))
+    line_no = src.position(kw_at)[0]
+    if not braces.open:
+        if word in TOP_LEVEL_KEYWORDS:
+            return None
+        tops = [b for b in braces.closed if b.depth == 0 and b.close is not None]
+        if braces.extra_closing == 0 and tops and _scan_braces(text).extra_closing > 0:
+            last = tops[-1]
+            assert last.close is not None
+            return (
+                error(
+                    "RL010",
+                    f"extra `}}` closes `{last.head}` early",
+                    src.span(last.close, last.close + 1),
+                    label=f"this `}}` closes `{last.head}`",
+                    notes=(f"so `{word}` at line {line_no} is outside any rollout",),
+                    help="remove this `}`",
+                ),
+                offset,
+                _Recovery(last.close, last.close + 1),
             )
         return (
             error(
                 "RL010",
-                f"unexpected {_describe_token(tok.type, str(tok))}",
-                span,
-                label="expected " + _expected_phrase(expected),
-                help=_syntax_hint(tok.type, str(tok), expected, src.line_text(span.line)),
+                f"`{word}` is outside any rollout",
+                kw_span,
+                label="not inside a block",
+                help="move it into a `rollout <name> { ... }` block"
+                + (" or a `gates <name> { ... }` set" if word in ("gate", "on", "metric") else ""),
             ),
             offset,
+            _Recovery(offset, statement=True),
         )
-    if isinstance(exc, UnexpectedEOF):  # pragma: no cover - LALR reports $END as UnexpectedToken
-        return error("RL013", "unexpected end of file", src.span(len(text), len(text))), len(text)
-    raise exc
+    inner = braces.open[-1]
+    if word in TOP_LEVEL_KEYWORDS:
+        # `rollout`, `gates` and `import` stand only at the top: every block
+        # still open here lacks its `}`.
+        open_line = src.position(inner.open)[0]
+        others = tuple(f"`{b.head}` (line {src.position(b.open)[0]}) is not closed either"
+                       for b in reversed(braces.open[:-1]))
+        return (
+            error(
+                "RL016",
+                f"`{inner.head}` block is not closed",
+                src.span(inner.open, inner.open + 1),
+                label="this `{` has no matching `}`",
+                help=f"add `}}` before line {line_no} (`{_shown(src.line_text(line_no).strip())}`)",
+                notes=(f"`{word}` at line {line_no} starts a new top-level block, but the block "
+                       f"opened at line {open_line} is still open", *others),
+            ),
+            offset,
+            _close_before(text, line_start, kw_at, len(braces.open)),
+        )
+    if inner.keyword in TOP_LEVEL_KEYWORDS:
+        if inner.keyword == "gates" and word not in ("gate", "on", "metric"):
+            return (
+                error(
+                    "RL010",
+                    f"`{word}` is not allowed in a gate set",
+                    kw_span,
+                    label="only in a rollout",
+                    help="a `gates` set holds `gate`, `on` and `metric` statements; "
+                    "move this one into the rollout that uses the set",
+                ),
+                offset,
+                _Recovery(offset, statement=True),
+            )
+        return None
+    if _indent_at(text, line_start) <= inner.indent:
+        open_line = src.position(inner.open)[0]
+        return (
+            error(
+                "RL016",
+                f"`{inner.head}` block is not closed",
+                src.span(inner.open, inner.open + 1),
+                label="this `{` has no matching `}`",
+                help=f"add `}}` before line {line_no} (`{_shown(src.line_text(line_no).strip())}`)",
+                notes=(f"`{word}` at line {line_no} starts a new statement, but the block "
+                       f"opened at line {open_line} is still open",),
+            ),
+            offset,
+            _close_before(text, line_start, kw_at, 1),
+        )
+    return (
+        error(
+            "RL010",
+            f"`{word}` is not allowed inside `{inner.keyword or inner.head}`",
+            kw_span,
+            label=f"inside the `{inner.head}` block",
+            help=f"move it after the `}}` that closes `{inner.head}`",
+        ),
+        offset,
+        _Recovery(offset, statement=True),
+    )
 
 
-def _syntax_hint(tok_type: str, text: str, expected: set[str], line: str = "") -> str:
-    first = _FIRST_WORD.match(line)
-    if expected == {"COLON"} and not (first and first.group(1) in STATEMENT_KEYWORDS):
+def _close_before(text: str, line_start: int, kw_at: int, count: int) -> _Recovery | None:
+    """Put the missing `}` just before a statement, keeping every offset where it was.
+
+    The braces replace whitespace: the statement's indentation first, then
+    the blanks and line breaks before it (never inside a comment).
+    """
+    spaces = [p for p in range(kw_at - 1, line_start - 1, -1) if text[p] in " \t"]
+    breaks: list[int] = []
+    p = line_start - 1
+    while p >= 0 and text[p] in " \t\r\n" and len(spaces) + len(breaks) < 4 * count:
+        in_comment = "#" in text[_line_start(text, p):p]
+        if not in_comment:
+            (breaks if text[p] == "\n" else spaces).append(p)
+        p -= 1
+    chosen = (spaces + breaks)[:count]
+    if not chosen:
+        return None
+    return _Recovery(chosen[0], braces=tuple(chosen))
+
+
+# Words that start a line only inside one kind of block.
+_BLOCK_WORDS = {
+    "image": "serving", "replicas": "serving", "resources": "serving", "warmup": "serving",
+    "fields": "log requests 1%", "pii": "log requests 1%", "retain": "log requests 1%",
+    "query": "metrics prometheus \"URL\"",
+}
+
+# What a phrase starts with, by statement, for "expected ... after `:`".
+_PHRASE_STARTS = {
+    "on": "an action such as `rollback`",
+    "gate": "a condition such as `p99 latency < 250ms`",
+    "metric": "the metric kind, `binary` or `continuous`",
+}
+
+_STATEMENT_EXAMPLES = {
+    "gate": "gate latency: p99 latency < 250ms",
+    "on": "on latency fail: rollback now",
+    "metric": "metric ctr: binary, baseline 4.2%",
+    "traffic": "traffic 12000 rps, diurnal 30%",
+    "budget": "budget exposure <= 5% of requests",
+}
+
+
+def _syntax_hint(tok_type: str, text: str, expected: set[str], first_word: str, source: str, offset: int) -> str:
+    from rolloutlang import units
+
+    if expected == {"COLON"} and not _is_statement_word(first_word):
+        if first_word in ("in", "out") or "<" in source[_line_start(source, offset):offset]:
+            return "a field is written `name: type`, as in `user_id: int64`"
         return "a stage is a weight and how long it lasts (`5% for 6h`); a name before it needs `:` (`mpr: 50% for 7d`)"
+    if "COLON" in expected:
+        example = _STATEMENT_EXAMPLES.get(first_word)
+        if example is not None:
+            return f"a `:` goes here, as in `{example}`"
+        return "a `:` goes here"
+    if tok_type == "NUMLIT":
+        try:
+            lit = units.split(text)
+        except units.UnitError:
+            lit = None
+        if lit is not None and lit.unit in units.DURATION_UNITS:
+            if "FOR" in expected:
+                return f"write `for` before the duration: `for {text}`"
+            prev = re.search(r"(\d+(?:\.\d+)?)([a-z]+)$", source[max(0, offset - 20):offset])
+            if prev is not None and prev.group(2) in units.DURATION_UNITS:
+                total = float(prev.group(1)) * units.DURATION_UNITS[prev.group(2)] + lit.number * units.DURATION_UNITS[
+                    lit.unit]
+                return f"a duration takes one unit: write `{units.format_duration(total)}`"
     if "NUMLIT" in expected and tok_type == "NAME":
         return "a number goes here, with its unit where one is needed (`30m`, `5%`, `250ms`)"
     if tok_type == "NUMLIT" and "VERSION" in expected:
         return "versions are semver: `MAJOR.MINOR.PATCH`, e.g. `1.4.2`"
-    if "COLON" in expected:
-        return "a `:` goes here, as in `gate latency: p99 latency < 250ms`"
+    if tok_type == "COMMA" and "COMMA" not in expected:
+        return "remove the `,`" + ("; canary stages are separated by spaces or new lines"
+                                   if first_word == "canary" or "NUMLIT" in expected else "")
     if tok_type == "RBRACE":
-        return "this `}` closes a block that was never opened, or something is missing before it"
+        return "something is missing before this `}`"
+    if tok_type == "STRING" and "NAME" in expected and "STRING" not in expected:
+        return "a name goes here, without quotes"
+    if "NAME" in expected and "COMPARE" in expected and first_word in _STATEMENT_EXAMPLES:
+        return f"for example: `{_STATEMENT_EXAMPLES[first_word]}`"
     return ""
 
 
@@ -308,7 +768,14 @@ def _recovery_region(src_text: str, offset: int) -> tuple[int, int] | None:
     err_line = max(0, min(len(lines) - 1, src_text.count("\n", 0, offset)))
     start_line = err_line
     at_statement = False
+    line_offset = offset - starts[err_line]
+    if lines[err_line][:line_offset].strip() == "" and _FIRST_WORD.match(lines[err_line]):
+        # The error is the first word of its line (an unknown keyword): the
+        # statement starts here.
+        at_statement = True
     for i in range(err_line, -1, -1):
+        if at_statement:
+            break
         m = _FIRST_WORD.match(lines[i])
         word = m.group(1) if m else ""
         if word in TOP_LEVEL_KEYWORDS and i != err_line:
@@ -319,12 +786,16 @@ def _recovery_region(src_text: str, offset: int) -> tuple[int, int] | None:
             break
     depth = 0
     end_line = start_line
+    indent = _indent_at(lines[start_line], 0)
     for i in range(start_line, len(lines)):
         if i > start_line and depth <= 0:
             m = _FIRST_WORD.match(lines[i])
             word = m.group(1) if m else ""
             stripped = lines[i].strip()
             if word in STATEMENT_KEYWORDS or word in TOP_LEVEL_KEYWORDS or stripped.startswith("}"):
+                break
+            # A line that starts no further in than the statement is a new one.
+            if word and _indent_at(lines[i], 0) <= indent:
                 break
         depth += _braces(lines[i])
         end_line = i
@@ -377,7 +848,7 @@ def parse(src: SourceFile) -> ParseResult:
 
     parser = _parser()
     comments: list[Comment] = []
-    for m in re.finditer(r'"(?:[^"\\\n]|\\.)*"|(#[^\n]*)', src.text):
+    for m in re.finditer(r'"(?:[^"\\\n]|\\.)*"|(#[^\r\n]*)', src.text):
         if m.group(1) is not None:
             comments.append(Comment(m.group(1), src.span(m.start(1), m.end(1))))
 
@@ -385,20 +856,35 @@ def parse(src: SourceFile) -> ParseResult:
     text = src.text
     seen_offsets: set[int] = set()
     tree = None
+    work = 0
     while len(diagnostics) < MAX_SYNTAX_ERRORS:
         try:
             tree = parser.parse(text)
             break
         except UnexpectedInput as exc:
-            diagnostic, offset = _diagnose(exc, src, text)
-            if offset in seen_offsets:
+            diagnostic, offset, recovery = _diagnose(exc, src, text)
+            if offset in seen_offsets or any(
+                (d.code, d.span, d.message) == (diagnostic.code, diagnostic.span, diagnostic.message)
+                for d in diagnostics
+            ):
                 break
             seen_offsets.add(offset)
             diagnostics.append(diagnostic)
-            region = _recovery_region(text, offset)
-            if region is None:
+            work += offset
+            if recovery is None or work + len(text) > _RECOVERY_BUDGET:
                 break
-            text = _blank(text, *region)
+            if recovery.statement:
+                region = _recovery_region(text, recovery.start)
+                if region is None:
+                    break
+                text = _blank(text, *region)
+            elif recovery.braces:
+                chars = list(text)
+                for at in recovery.braces:
+                    chars[at] = "}"
+                text = "".join(chars)
+            else:
+                text = _blank(text, recovery.start, recovery.end)
     if diagnostics:
         return ParseResult(None, comments, diagnostics)
     assert tree is not None
@@ -409,7 +895,7 @@ def parse(src: SourceFile) -> ParseResult:
                 "RL015",
                 "file has no rollout" if src.text.strip() else "file is empty",
                 src.span(0, 0),
-                help="start with `rollout NAME { ... }`, or `gates NAME { ... }` for shared gates",
+                help="start with `rollout <name> { ... }`, or `gates <name> { ... }` for shared gates",
             )
         )
         return ParseResult(None, comments, diagnostics)

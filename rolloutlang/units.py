@@ -39,6 +39,11 @@ class Literal:
     text: str
 
 
+def is_number(text: str) -> bool:
+    """Whether `text` is a number with an optional unit, like `12`, `2.5h` or `-1%`."""
+    return _NUMBER.match(text) is not None
+
+
 def split(text: str) -> Literal:
     m = _NUMBER.match(text)
     if not m:
@@ -50,17 +55,23 @@ def duration(text: str, what: str = "a duration") -> float:
     """Seconds from `30s`, `5m`, `2h`, `1d`, `250ms`, `1w`."""
     lit = split(text)
     if lit.unit == "":
+        n = _fmt(lit.number)
+        likely = ("ms", "s") if "latency" in what else ("m", "h")
         raise UnitError(
             f"missing unit: {what} needs a unit",
-            f"write `{_fmt(lit.number)}m`, `{_fmt(lit.number)}h` or another of {one_of(list(DURATION_UNITS))}",
+            f"write `{n}{likely[0]}`, `{n}{likely[1]}` or another of {one_of(list(DURATION_UNITS))}",
         )
     if lit.unit not in DURATION_UNITS:
+        close = [u for u in DURATION_UNITS if u.lower() == lit.unit.lower()] or [
+            u for u in ("ms", "s", "m", "h", "d", "w") if lit.unit.startswith(u)]
+        return_hint = f"write `{_fmt(lit.number)}{close[0]}`; " if close else ""
         raise UnitError(
             f"`{text}` is not a duration",
-            f"durations use {one_of(list(DURATION_UNITS))}, e.g. `30m` or `2h`",
+            f"{return_hint}durations use {one_of(list(DURATION_UNITS))}, e.g. `30m` or `2h`",
         )
     if lit.number < 0:
-        raise UnitError(f"{what} cannot be negative (`{text}`)")
+        raise UnitError(f"{what} cannot be negative (`{text}`)",
+                        f"write a length of time such as `{_fmt(-lit.number)}{lit.unit}`")
     return lit.number * DURATION_UNITS[lit.unit]
 
 
@@ -76,11 +87,12 @@ def percent(text: str, what: str = "a percentage", *, allow_negative: bool = Fal
             )
         raise UnitError(f"`{text}` is not a percentage", f"{what} is written like `5%`")
     if not allow_negative and lit.number < 0:
-        raise UnitError(f"{what} cannot be negative (`{text}`)")
+        raise UnitError(f"{what} cannot be negative (`{text}`)", f"{what} is a share from 0% to {_fmt(max_value)}%")
     if lit.number > max_value or lit.number < -max_value:
         raise UnitError(
             f"{what} `{text}` is over {_fmt(max_value)}%",
-            f"{what} is at most {_fmt(max_value)}%",
+            f"{what} is a share from 0% to {_fmt(max_value)}%" if not allow_negative
+            else f"{what} is between -{_fmt(max_value)}% and {_fmt(max_value)}%",
         )
     return lit.number
 

@@ -1,0 +1,245 @@
+"""The parser boundary: lark in, syntax.Node/Token/Comment and diagnostics out.
+
+The grammar builds in lark's strict mode (no conflict, no terminal collision),
+spans are 1-based and exact, comments are collected with their positions, and
+no lark type or token name ever leaves `rolloutlang.syntax`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rolloutlang.source import SourceFile, Span
+from rolloutlang.syntax import (
+    MAX_SYNTAX_ERRORS,
+    STATEMENT_KEYWORDS,
+    TOP_LEVEL_KEYWORDS,
+    Child,
+    Comment,
+    Node,
+    ParseResult,
+    Token,
+    build_parser_strict,
+    grammar_text,
+    parse,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").rglob("*.rollout"))
+LARK_NAMES = re.compile(r"\$END|__ANON|\b(NAME|NUMLIT|STRING|RBRACE|LBRACE|COLON|COMMA|LPAR|RPAR)\b")
+
+
+def parsed(text: str, path: str = "t.rollout") -> ParseResult:
+    return parse(SourceFile(path, text))
+
+
+def tokens(result: ParseResult) -> list[Token]:
+    assert result.tree is not None, [d.message for d in result.diagnostics]
+    return result.tree.tokens()
+
+
+def find(result: ParseResult, text: str) -> Token:
+    (tok,) = [t for t in tokens(result) if t.text == text]
+    return tok
+
+
+def at(span: Span) -> tuple[int, int, int, int]:
+    return (span.line, span.col, span.end_line, span.end_col)
+
+
+# -- the grammar -------------------------------------------------------------------------------------
+
+
+def test_grammar_builds_in_strict_mode() -> None:
+    pytest.importorskip("interegular", reason="lark's strict mode needs interegular to find collisions")
+    build_parser_strict()
+
+
+def test_grammar_is_packaged_data() -> None:
+    assert "start: _item*" in grammar_text()
+
+
+def test_every_statement_keyword_is_in_the_grammar() -> None:
+    grammar = grammar_text()
+    for word in STATEMENT_KEYWORDS + TOP_LEVEL_KEYWORDS:
+        assert f'"{word}"' in grammar, word
+
+
+# -- spans -------------------------------------------------------------------------------------------
+
+
+SPEC = """\
+# header comment
+rollout ranker-v2 {
+  service ranker   # the k8s service
+  canary {
+    mpr: 5% for 1h
+  }
+  gate latency: p99 latency < 250ms
+}
+"""
+
+
+def test_spans_are_one_based_and_exact() -> None:
+    result = parsed(SPEC)
+    assert at(find(result, "ranker-v2").span) == (2, 9, 2, 18)
+    assert at(find(result, "ranker").span) == (3, 11, 3, 17)
+    assert at(find(result, "mpr").span) == (5, 5, 5, 8)
+    assert at(find(result, "5%").span) == (5, 10, 5, 12)
+    assert at(find(result, "1h").span) == (5, 17, 5, 19)
+    assert at(find(result, "250ms").span) == (7, 31, 7, 36)
+    assert find(result, "250ms").type == "NUMLIT"
+    assert all(t.span.file == "t.rollout" for t in tokens(result))
+
+
+def test_node_spans_cover_their_statement() -> None:
+    result = parsed(SPEC)
+    assert result.tree is not None
+    (rollout,) = result.tree.nodes("rollout")
+    assert at(rollout.span) == (2, 1, 8, 2)
+    canary = rollout.node("canary")
+    assert canary is not None and at(canary.span) == (4, 3, 6, 4)
+    gate = rollout.node("gate")
+    assert gate is not None and at(gate.span) == (7, 3, 7, 36)
+    name = gate.toks("NAME")[0]
+    assert (name.text, at(name.span)) == ("latency", (7, 8, 7, 15))
+
+
+def test_span_text_matches_the_source() -> None:
+    src = SourceFile("t.rollout", SPEC)
+    result = parse(src)
+    for tok in tokens(result):
+        line = src.line_text(tok.span.line)
+        assert line[tok.span.col - 1:tok.span.end_col - 1] == tok.text
+
+
+def test_columns_count_characters_not_bytes() -> None:
+    result = parsed('rollout r {\n  owner "équipe-ml" service ranker\n}\n')
+    assert at(find(result, "ranker").span) == (2, 29, 2, 35)  # `é` is one column, though two bytes
+
+
+def test_crlf_line_endings() -> None:
+    result = parsed("rollout r {\r\n  service ranker  # k8s\r\n}\r\n")
+    assert at(find(result, "ranker").span) == (2, 11, 2, 17)
+    assert [c.text for c in result.comments] == ["# k8s"]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_text() -> None:
+    from rolloutlang.source import decode_source
+
+    text = decode_source("\ufeffrollout r { service ranker }\n".encode())
+    assert at(find(parsed(text), "ranker").span) == (1, 21, 1, 27)
+
+
+# -- comments ----------------------------------------------------------------------------------------
+
+
+def test_comments_are_collected_in_order_with_spans() -> None:
+    result = parsed(SPEC)
+    assert result.comments == [
+        Comment("# header comment", Span(file="t.rollout", line=1, col=1, end_line=1, end_col=17)),
+        Comment("# the k8s service", Span(file="t.rollout", line=3, col=20, end_line=3, end_col=37)),
+    ]
+
+
+def test_a_hash_inside_a_string_is_not_a_comment() -> None:
+    result = parsed('rollout r { owner "#recs-oncall"  # the real one\n}\n')
+    assert [c.text for c in result.comments] == ["# the real one"]
+
+
+def test_comments_are_collected_even_when_the_file_has_errors() -> None:
+    result = parsed("# keep me\nrollout r { gaet x }\n")
+    assert result.tree is None and result.diagnostics
+    assert [c.text for c in result.comments] == ["# keep me"]
+
+
+# -- no lark inside ----------------------------------------------------------------------------------
+
+
+def _walk(child: Child) -> list[Child]:
+    out: list[Child] = [child]
+    if isinstance(child, Node):
+        for c in child.children:
+            out.extend(_walk(c))
+    return out
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_the_tree_is_made_of_syntax_nodes_and_tokens_only(path: Path) -> None:
+    result = parsed(path.read_text(encoding="utf-8"), path.name)
+    assert result.tree is not None
+    for item in _walk(result.tree):
+        assert type(item) in (Node, Token), type(item)
+        if isinstance(item, Token):
+            assert type(item.text) is str and type(item.type) is str
+        else:
+            assert type(item.kind) is str and type(item.children) is tuple
+        assert type(item.span) is Span
+    assert all(type(c) is Comment for c in result.comments)
+    assert not any(type(x).__module__.startswith("lark") for x in _walk(result.tree))
+
+
+def test_token_types_are_grammar_names_not_anonymous() -> None:
+    for path in EXAMPLES:
+        for tok in tokens(parsed(path.read_text(encoding="utf-8"))):
+            assert not tok.type.startswith("__"), tok
+
+
+def test_parse_errors_are_diagnostics_not_exceptions() -> None:
+    from lark.exceptions import LarkError
+
+    bad = ["rollout", "rollout r {", "}", "{{{{", '"', "\x01", "rollout r { gate : }", "@@@@", "rollout r { 5% }"]
+    for text in bad:
+        try:
+            result = parsed(text)
+        except LarkError as exc:  # pragma: no cover - the failure this test is for
+            pytest.fail(f"lark error escaped for {text!r}: {exc!r}")
+        assert result.tree is None
+        assert result.diagnostics and all(d.code.startswith("RL0") for d in result.diagnostics)
+        for d in result.diagnostics:
+            for message in (d.message, d.label, d.help, *d.notes):
+                assert not LARK_NAMES.search(message), message
+
+
+def test_an_empty_file_has_no_tree_and_one_diagnostic() -> None:
+    result = parsed("")
+    assert result.tree is None
+    assert [(d.code, d.message) for d in result.diagnostics] == [("RL015", "file is empty")]
+
+
+# -- recovery ----------------------------------------------------------------------------------------
+
+
+def test_recovery_reports_each_broken_statement_once_at_its_position() -> None:
+    text = "rollout r {\n" + "".join(f"  gate g{i} p99 latency < 1s\n" for i in range(5)) + "}\n"
+    result = parsed(text)
+    assert [(d.code, d.span.line, d.span.col) for d in result.diagnostics if d.span] == [
+        ("RL010", line, 11) for line in range(2, 7)
+    ]
+
+
+def test_recovery_stops_after_too_many_errors() -> None:
+    text = "rollout r {\n" + "  gate g p99\n" * 100 + "}\n"
+    result = parsed(text)
+    assert len(result.diagnostics) == MAX_SYNTAX_ERRORS
+
+
+def test_recovery_on_a_huge_broken_file_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each recovery parses again; a budget keeps a near-1 MB broken file from taking minutes.
+
+    Scaled down: a 50 kB budget and a 12 kB file broken at the end allow a few parses, not twenty.
+    """
+    monkeypatch.setattr("rolloutlang.syntax._RECOVERY_BUDGET", 50_000)
+    text = "rollout r {\n" + "  service x\n" * 1_000 + "  gate g p99\n" * 30 + "}\n"
+    result = parsed(text)
+    assert 1 <= len(result.diagnostics) <= 4
+    assert [d.span.line for d in result.diagnostics if d.span] == list(range(1002, 1002 + len(result.diagnostics)))
+
+
+def test_long_tokens_are_shortened_in_messages() -> None:
+    result = parsed("rollout r {\n  " + "x" * 500 + " 3\n}\n")
+    (diagnostic,) = result.diagnostics
+    assert len(diagnostic.message) < 80 and "..." in diagnostic.message
