@@ -230,7 +230,13 @@ def _resolve(program: Program) -> None:
     visible: dict[str, ir.GateSet] = {}
     for f in program.files.values():
         for gs in f.gate_sets:
-            visible.setdefault(gs.name, gs)
+            first = visible.setdefault(gs.name, gs)
+            if first is not gs and first.span.file != gs.span.file:  # within one file, lowering reports it
+                program.diagnostics.append(
+                    error("RL101", f"gate set `{gs.name}` is defined twice", gs.span,
+                          notes=(f"first defined at {first.span}",),
+                          help="rename one of them: `use gates` must know which one it means")
+                )
     resolved: list[ir.Rollout] = []
     for rollout in main.rollouts:
         gates = list(rollout.gates)

@@ -1102,7 +1102,11 @@ class Lowerer:
         target = args[0].children[0].text
         op: str = "<"
         threshold: float | None = None
-        if fn.text != "adwin" or (isinstance(cond.peek(), Token) and cast(Token, cond.peek()).type == "COMPARE"):
+        following = cond.peek()
+        if fn.text == "adwin" and isinstance(following, Token) and following.type == "COMPARE":
+            raise _fail("RL216", "`adwin` takes no threshold: it flags a change when its window splits", following.span,
+                        help="write `adwin(scores)`, and set its confidence with `delta 0.002`")
+        if fn.text != "adwin":
             op = cond.compare().text
             tok = cond.number("a threshold")
             threshold = self.unit(tok, lambda t: units.number(t, f"a {fn.text} threshold", minimum=0))
@@ -1260,6 +1264,9 @@ class Lowerer:
         elif lit.unit in units.DURATION_UNITS:
             value, unit = lit.number * units.DURATION_UNITS[lit.unit], "seconds"
         elif lit.unit == "":
+            if target.text == "latency":
+                raise _fail("RL201", "missing unit: a latency change needs a duration", tok.span,
+                            help=f"write `{tok.text}ms`")
             value, unit = lit.number, "number"
         else:
             raise _fail("RL201", f"`{tok.text}` is not a change", tok.span,
