@@ -115,6 +115,7 @@ class Serving(Node):
 
     image: str | None = None
     image_pin: ArtifactPin | None = None
+    image_span: Span | None = Field(default=None, description="the `image \"...\"` item")
     replicas_min: int | None = None
     replicas_max: int | None = None
     resources: Resources | None = None
@@ -193,6 +194,8 @@ class Shadow(Node):
     duration_s: float | None = Field(default=None, description="a phase of its own, before any traffic moves")
     alongside_canary: bool = False
     until_percent: float | None = Field(default=None, description="mirror while the canary weight is below this")
+    mode_span: Span | None = Field(default=None, description="`for D` or `alongside canary [until W]`")
+    until_span: Span | None = None
 
 
 class CanaryStage(Node):
@@ -202,6 +205,7 @@ class CanaryStage(Node):
     until_approved: bool = False
     hold: bool = False
     weight_span: Span
+    end_span: Span | None = Field(default=None, description="`for D`, `until approved` or `hold`")
 
 
 class Canary(Node):
@@ -214,6 +218,8 @@ class BlueGreen(Node):
     preview_s: float | None = None
     promotion: Literal["manual", "auto"] = "manual"
     scale_down_delay_s: float | None = None
+    preview_span: Span | None = None
+    promotion_span: Span | None = None
 
 
 class SurgeValue(BaseModel):
@@ -268,6 +274,7 @@ class DriftGate(Node):
     statistic: Literal["psi", "kl", "js", "mmd", "adwin"]
     target: str
     op: Comparison = "<"
+    target_span: Span | None = None
     threshold: float | None = Field(default=None, description="None for adwin, which uses delta")
     delta: float | None = Field(default=None, description="ADWIN confidence")
     interval_s: float = 3600.0
@@ -381,6 +388,8 @@ class Holdout(Node):
     percent: float
     role: Role
     duration_s: float
+    role_span: Span | None = None
+    duration_span: Span | None = None
 
 
 class PipelineHook(Node):
@@ -398,6 +407,7 @@ class Approval(Node):
 class PiiField(Node):
     name: str
     treatment: Literal["hashed", "dropped"] | None = None
+    name_span: Span | None = None
 
 
 class RequestLog(Node):
@@ -420,6 +430,7 @@ class Rollout(Node):
 
     name: str
     service: str | None = None
+    name_span: Span | None = None
     namespace: str | None = None
     owner: str | None = None
     models: tuple[ModelVersion, ...] = ()

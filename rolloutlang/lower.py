@@ -478,7 +478,8 @@ class Lowerer:
     # rollout
 
     def rollout(self, node: Node) -> ir.Rollout:
-        fields: dict[str, Any] = {"name": node.toks("NAME")[0].text}
+        name_tok = node.toks("NAME")[0]
+        fields: dict[str, Any] = {"name": name_tok.text, "name_span": name_tok.span}
         lists: dict[str, list[Any]] = {k: [] for k in (
             "models", "signatures", "consumers", "label_metrics", "routes", "gates", "rules", "uses",
             "budgets", "scenarios", "pipeline", "approvals")}
@@ -678,6 +679,7 @@ class Lowerer:
                 continue
             if item.kind == "serving_image":
                 out["image"] = unquote(item.toks("STRING")[0])
+                out["image_span"] = item.span
                 pin = item.node("pin")
                 if pin:
                     out["image_pin"] = self.pin(pin)
@@ -922,12 +924,13 @@ class Lowerer:
         fr = node.node("shadow_for")
         if fr is not None:
             d = self.unit(fr.toks("NUMLIT")[0], lambda t: units.duration(t, "the shadow phase"))
-            return ir.Shadow(span=node.span, percent=pct, duration_s=d)
+            return ir.Shadow(span=node.span, percent=pct, duration_s=d, mode_span=fr.span)
         al = node.node("shadow_alongside")
         assert al is not None
         until = al.tok("NUMLIT")
         until_pct = self.unit(until, lambda t: units.percent(t, "the canary weight")) if until else None
-        return ir.Shadow(span=node.span, percent=pct, alongside_canary=True, until_percent=until_pct)
+        return ir.Shadow(span=node.span, percent=pct, alongside_canary=True, until_percent=until_pct,
+                         mode_span=al.span, until_span=until.span if until else None)
 
     def strategy(self, node: Node) -> ir.Canary | ir.BlueGreen | ir.Rolling:
         if node.kind == "canary":
@@ -958,6 +961,8 @@ class Lowerer:
                 span=node.span,
                 preview_s=opts.get("preview", (None, None))[0],
                 promotion=opts.get("promote", ("manual", None))[0],
+                preview_span=opts.get("preview", (None, None))[1],
+                promotion_span=opts.get("promote", (None, None))[1],
                 scale_down_delay_s=opts.get("scale_down", (None, None))[0],
             )
 
@@ -996,6 +1001,7 @@ class Lowerer:
         out: dict[str, Any] = {}
         for end in node.children:
             if isinstance(end, Node):
+                out["end_span"] = end.span
                 if end.kind == "stage_for":
                     out["duration_s"] = self.unit(end.toks("NUMLIT")[0],
                                                   lambda t: units.duration(t, "a stage's duration"))
@@ -1099,7 +1105,8 @@ class Lowerer:
                 or args[0].children[0].type != "NAME":
             raise _fail("RL216", f"`{fn.text}` takes the name of one input or output, as in `{fn.text}(scores)`",
                         call.span)
-        target = args[0].children[0].text
+        target_tok = args[0].children[0]
+        target = target_tok.text
         op: str = "<"
         threshold: float | None = None
         following = cond.peek()
@@ -1112,7 +1119,7 @@ class Lowerer:
             threshold = self.unit(tok, lambda t: units.number(t, f"a {fn.text} threshold", minimum=0))
         opts = _read_options(rest(), DRIFT_OPTIONS, "a drift gate", self.diagnostics)
         return ir.DriftGate(
-            span=node.span, name=name, statistic=cast(Any, fn.text), target=target,
+            span=node.span, name=name, statistic=cast(Any, fn.text), target=target, target_span=target_tok.span,
             op=cast(ir.Comparison, op), threshold=threshold,
             delta=opts.get("delta", (0.002 if fn.text == "adwin" else None, None))[0],
             interval_s=opts.get("interval_s", (3600.0, None))[0],
@@ -1283,8 +1290,10 @@ class Lowerer:
         pct = self.unit(nums[0], lambda t: units.percent(t, "the holdout share"))
         if pct <= 0 or pct >= 100:
             raise _fail("RL201", "a holdout is a share strictly between 0% and 100%", nums[0].span)
-        return ir.Holdout(span=node.span, percent=pct, role=cast(ir.Role, node.toks("ROLE")[0].text),
-                          duration_s=self.unit(nums[1], lambda t: units.duration(t, "the holdout")))
+        role = node.toks("ROLE")[0]
+        return ir.Holdout(span=node.span, percent=pct, role=cast(ir.Role, role.text), role_span=role.span,
+                          duration_s=self.unit(nums[1], lambda t: units.duration(t, "the holdout")),
+                          duration_span=nums[1].span)
 
     def request_log(self, node: Node) -> ir.RequestLog:
         pct = self.unit(node.toks("NUMLIT")[0], lambda t: units.percent(t, "the sample rate"))
@@ -1299,7 +1308,7 @@ class Lowerer:
             elif item.kind == "log_pii":
                 for f in item.nodes("pii_field"):
                     t = f.tok("PII_TREATMENT")
-                    pii.append(ir.PiiField(span=f.span, name=f.toks("NAME")[0].text,
+                    pii.append(ir.PiiField(span=f.span, name=f.toks("NAME")[0].text, name_span=f.toks("NAME")[0].span,
                                            treatment=cast(Any, t.text if t else None)))
             elif item.kind == "log_retain":
                 retain = self.unit(item.toks("NUMLIT")[0], lambda t: units.duration(t, "the retention"))

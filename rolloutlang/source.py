@@ -34,6 +34,15 @@ class Span(BaseModel):
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 
+    def to(self, other: Span) -> Span:
+        """From the start of this span to the end of ``other``."""
+        return Span(file=self.file, line=self.line, col=self.col, end_line=other.end_line, end_col=other.end_col)
+
+    def head(self, length: int) -> Span:
+        """The first ``length`` characters of the span, e.g. the keyword a statement starts with."""
+        end_col = self.col + length if self.end_line > self.line else min(self.col + length, self.end_col)
+        return Span(file=self.file, line=self.line, col=self.col, end_line=self.line, end_col=end_col)
+
 
 @dataclass
 class SourceFile:

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.diagnostics import Diagnostic, error, warning
-from rolloutlang.loader import Program
 from rolloutlang.source import Span
 
 DIGEST_ALGORITHM = "sha256"
@@ -94,17 +93,6 @@ def _pin_diagnostics(pin: ir.ArtifactPin | None, what: str, missing_span: Span, 
             yield error("RL403", f"{what} has an invalid digest: {problem[0]}", pin.span, help=problem[1])
 
 
-def _find_image_span(program: Program, serving: ir.Serving) -> Span:
-    """The `image "..."` text inside a serving block (the IR keeps only the block's span)."""
-    src = program.sources.get(serving.span.file)
-    if src is None:
-        return serving.span
-    start = src.offset(serving.span.line, serving.span.col)
-    end = src.offset(serving.span.end_line, serving.span.end_col)
-    m = re.compile(r'\bimage\s+"(?:[^"\\\n]|\\.)*"').search(src.text, start, end)
-    return src.span(m.start(), m.end()) if m else serving.span
-
-
 def _image_pin(serving: ir.Serving, image_span: Span) -> ir.ArtifactPin | None:
     if serving.image_pin is not None:
         return serving.image_pin
@@ -153,7 +141,7 @@ def check_artifacts(ctx: CheckContext) -> Iterable[Diagnostic]:
     serving = rollout.serving
     if serving is not None and serving.image is not None:
         image = serving.image.split("@", 1)[0]
-        image_span = _find_image_span(ctx.program, serving)
+        image_span = serving.image_span or serving.span
         out.extend(_pin_diagnostics(_image_pin(serving, image_span), f"serving image `{image}`", image_span,
                                     f'`image "{image}" @ {_EXAMPLE_DIGEST}`'))
 

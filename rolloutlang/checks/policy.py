@@ -30,7 +30,7 @@ from typing import cast
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.checks.references import gate_site
-from rolloutlang.checks.structure import locate, phase_noun
+from rolloutlang.checks.structure import keyword_span, phase_noun
 from rolloutlang.diagnostics import Diagnostic, error, warning
 from rolloutlang.plan import Phase, Plan, RollbackBound, duration_text, gate_list
 from rolloutlang.source import Span
@@ -215,7 +215,7 @@ def _coverage(ctx: CheckContext, plan: Plan) -> Iterator[Diagnostic]:
         strategy = rollout.strategy
         assert strategy is not None
         span = (full.weight_span if full is not None and full.weight_span is not None
-                else locate(ctx, strategy.span, r"canary|blue-green|rolling"))
+                else keyword_span(strategy.span, strategy.kind))
         names = gate_list([g.name for g in gates])
         yield warning(
             "RL610", f"only infrastructure gates ({names}) guard the way to 100%: infrastructure health is "

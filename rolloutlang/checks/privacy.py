@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, warning
 from rolloutlang.lower import join_spans
-from rolloutlang.source import Span
 
 REQUIRED_FIELDS = ("trace_id", "model_version")
 
@@ -30,8 +29,7 @@ def check_privacy(ctx: CheckContext) -> Iterable[Diagnostic]:
             help="log a share such as `log requests 5% { ... }`, or remove the block",
         ))
     for pii in log.pii:
-        name_span = Span(file=pii.span.file, line=pii.span.line, col=pii.span.col, end_line=pii.span.line,
-                         end_col=pii.span.col + len(pii.name))
+        name_span = pii.name_span or pii.span
         if pii.treatment is None:
             out.append(error(
                 "RL650", f"pii field `{pii.name}` is neither hashed nor dropped", name_span,

@@ -8,27 +8,12 @@ model, and a label metric nobody gates on is probably a typo or dead code.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, one_of, warning
-from rolloutlang.loader import Program
 from rolloutlang.source import Span
-
-
-def find_in_span(program: Program, span: Span, pattern: str, group: int = 0) -> Span | None:
-    """The span of a regex match (or one of its groups) inside ``span``'s text, if the source is known."""
-    src = program.sources.get(span.file)
-    if src is None:
-        return None
-    start = src.offset(span.line, span.col)
-    end = src.offset(span.end_line, span.end_col)
-    m = re.compile(pattern).search(src.text, start, end)
-    if m is None or m.start(group) < 0:
-        return None
-    return src.span(m.start(group), m.end(group))
 
 
 def gate_site(rollout: ir.Rollout, gate: ir.SloGate | ir.DriftGate | ir.BusinessGate) -> Span:
@@ -59,8 +44,7 @@ def check_references(ctx: CheckContext) -> Iterable[Diagnostic]:
     if fields:
         for gate in rollout.gates:
             if isinstance(gate, ir.DriftGate) and gate.target not in fields:
-                span = find_in_span(ctx.program, gate.span,
-                                    rf"\b{gate.statistic}\s*\(\s*({re.escape(gate.target)})\s*\)", 1)
+                span = gate.target_span
                 hint = did_you_mean(gate.target, fields)
                 out.append(error(
                     "RL426", f"drift gate `{gate.name}` watches `{gate.target}`, which is not an input or output "

@@ -14,7 +14,7 @@ from typing import cast
 
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
-from rolloutlang.checks.references import find_in_span, gate_site
+from rolloutlang.checks.references import gate_site
 from rolloutlang.diagnostics import Diagnostic, error, warning
 from rolloutlang.plan import ROLLED_BACK, Phase, Plan, duration_text, gate_list
 from rolloutlang.source import Span
@@ -40,9 +40,9 @@ RULES: dict[str, str] = {
 }
 
 
-def locate(ctx: CheckContext, span: Span, pattern: str, group: int = 0) -> Span:
-    """The span of a regex match (or one of its groups) inside ``span``, else ``span`` itself."""
-    return find_in_span(ctx.program, span, pattern, group) or span
+def keyword_span(span: Span, kind: str) -> Span:
+    """The keyword a strategy or phase starts with (`canary`, `blue-green`, `shadow`, ...)."""
+    return span.head(len("blue-green" if kind == "preview" else kind))
 
 
 def phase_noun(phase: Phase) -> str:
@@ -62,7 +62,7 @@ def check_structure(ctx: CheckContext) -> Iterable[Diagnostic]:
         notes = ("a shadow phase alone never sends the candidate live traffic",) if rollout.shadow else ()
         out.append(error(
             "RL319", f"rollout `{rollout.name}` does not say how traffic moves",
-            locate(ctx, rollout.span, r"rollout\s+[A-Za-z0-9_-]+"), notes=notes,
+            rollout.span.to(rollout.name_span) if rollout.name_span else rollout.span, notes=notes,
             help="add a strategy: `canary { 5% for 1h  100% }`, `blue-green { preview for 2h, promote manual }` "
                  "or `rolling { max surge 25% }`",
         ))
@@ -112,13 +112,13 @@ def _canary(ctx: CheckContext, canary: ir.Canary) -> Iterator[Diagnostic]:
                 )
         if st.duration_s == 0:
             yield error(
-                "RL312", f"stage `{st.name}` lasts 0s: no gate can look at it", locate(ctx, st.span, r"for\s+[^\s,}]+"),
+                "RL312", f"stage `{st.name}` lasts 0s: no gate can look at it", st.end_span or st.span,
                 help=f"give the gates time (`{_pct(st.weight_percent)} for 30m`), or remove the stage",
             )
         if st.hold and not last:
             yield error(
                 "RL315", f"only the last stage can `hold`, but `{st.name}` is followed by "
-                f"`{stages[i + 1].name}`", locate(ctx, st.span, r"\bhold\b"),
+                f"`{stages[i + 1].name}`", st.end_span or st.span,
                 help=f"to wait for a person mid-ramp, write `{_pct(st.weight_percent)} until approved`",
             )
         if st.duration_s is None and not last and not st.until_approved and not st.hold:
@@ -140,13 +140,13 @@ def _canary(ctx: CheckContext, canary: ir.Canary) -> Iterator[Diagnostic]:
 def _blue_green(ctx: CheckContext, bg: ir.BlueGreen) -> Iterator[Diagnostic]:
     if bg.preview_s == 0:
         yield error(
-            "RL312", "a blue-green preview of 0s previews nothing", locate(ctx, bg.span, r"preview\s+for\s+[^\s,}]+"),
+            "RL312", "a blue-green preview of 0s previews nothing", bg.preview_span or bg.span,
             help="preview long enough for the gates to look: `preview for 1h`",
         )
     if bg.promotion == "auto" and not bg.preview_s:
         yield error(
             "RL320", "blue-green with `promote auto` and no preview switches all traffic at once, unchecked",
-            locate(ctx, bg.span, r"promote\s+auto"),
+            bg.promotion_span or bg.span,
             help="preview first so the gates can look (`preview for 1h, promote auto`), or `promote manual`",
         )
 
@@ -157,7 +157,7 @@ def _shadow(ctx: CheckContext, shadow: ir.Shadow | None,
         return
     if shadow.duration_s == 0:
         yield error(
-            "RL312", "a shadow phase of 0s mirrors nothing", locate(ctx, shadow.span, r"for\s+[^\s,}]+"),
+            "RL312", "a shadow phase of 0s mirrors nothing", shadow.mode_span or shadow.span,
             help=f"mirror for long enough to compare: `shadow {_pct(shadow.percent)} for 1h`",
         )
     if not shadow.alongside_canary:
@@ -166,7 +166,7 @@ def _shadow(ctx: CheckContext, shadow: ir.Shadow | None,
         uses = f"this rollout uses {strategy.kind}" if strategy is not None else "this rollout has no strategy"
         yield error(
             "RL321", f"`shadow ... alongside canary` needs a canary, but {uses}",
-            locate(ctx, shadow.span, r"alongside\s+canary"),
+            shadow.mode_span or shadow.span,
             help=f"mirror before traffic moves instead: `shadow {_pct(shadow.percent)} for 24h`",
         )
         return
@@ -174,7 +174,7 @@ def _shadow(ctx: CheckContext, shadow: ir.Shadow | None,
     stages = strategy.stages
     if until is None or not stages:
         return
-    until_span = locate(ctx, shadow.span, r"until\s+([^\s,}]+)", 1)
+    until_span = shadow.until_span or shadow.span
     first = stages[0]
     if until <= first.weight_percent:
         yield error(
@@ -202,14 +202,14 @@ def _holdout(ctx: CheckContext, holdout: ir.Holdout | None) -> Iterator[Diagnost
         return
     if holdout.duration_s == 0:
         yield error(
-            "RL312", "a holdout of 0s holds nothing out", locate(ctx, holdout.span, r"for\s+[^\s,}]+"),
+            "RL312", "a holdout of 0s holds nothing out", holdout.duration_span or holdout.span,
             help=f"hold out long enough to see the long-run effect: `holdout {_pct(holdout.percent)} on stable "
                  "for 14d`",
         )
     if holdout.role == "candidate":
         yield warning(
             "RL324", "a holdout on the candidate holds nothing out: after promotion the candidate serves everyone",
-            locate(ctx, holdout.span, r"on\s+candidate"),
+            holdout.role_span or holdout.span,
             help=f"hold out the old model to measure the long-run effect: `holdout {_pct(holdout.percent)} on "
                  f"stable for {duration_text(holdout.duration_s)}`",
         )
@@ -222,7 +222,7 @@ def _ways_back(ctx: CheckContext, plan: Plan) -> Iterator[Diagnostic]:
     if not rollout.gates:
         yield warning(
             "RL318", "no gate guards this rollout: it promotes on time alone",
-            locate(ctx, strategy.span, r"canary|blue-green|rolling"),
+            keyword_span(strategy.span, strategy.kind),
             help="watch the candidate and roll back when it misbehaves: `gate errors: error rate < 0.5% every 1m` "
                  "and `on errors fail: rollback now`",
         )
@@ -262,7 +262,7 @@ def _ways_back(ctx: CheckContext, plan: Plan) -> Iterator[Diagnostic]:
                 notes.append(f"`{g}` is evaluated from stage `{gate.from_stage}`")
             elif isinstance(gate, ir.BusinessGate):
                 notes.append(f"`{g}` compares the models only while both answer live traffic (below 100%)")
-        span = ph.weight_span or locate(ctx, ph.span, r"canary|blue-green|rolling")
+        span = ph.weight_span or keyword_span(ph.span, ph.kind)
         late = next((g for g in later if (x := rollout.gate(g)) is not None and x.from_stage is not None), None)
         if late is not None:
             fix = f"evaluate `{late}` from the start: drop its `from`"
