@@ -368,7 +368,7 @@ def test_rl324_holdout_on_candidate() -> None:
     assert d.message == ("a holdout on the candidate holds nothing out: after promotion the candidate serves "
                          "everyone")
     assert d.help.endswith("`holdout 1% on stable for 7d`")
-    assert_at(d, text, "candidate")
+    assert_at(d, text, "candidate for 7d", length=len("candidate"))
 
 
 def test_rl324_holdout_on_stable_passes() -> None:
