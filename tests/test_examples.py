@@ -47,8 +47,10 @@ def _exit_code(argv: list[str]) -> int:
 
 @pytest.mark.parametrize("path", ENTRY_FILES, ids=_id)
 def test_rollout_check_exits_zero(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _exit_code(["check", "--format", "json", "--root", str(ROOT), str(path)]) == 0
-    assert '"valid": true' in capsys.readouterr().out
+    # --strict: a shipped example is one a careful reviewer approves, warnings included.
+    assert _exit_code(["check", "--strict", "--format", "json", "--root", str(ROOT), str(path)]) == 0
+    out = capsys.readouterr().out
+    assert '"valid": true' in out and '"warning_count": 0' in out
 
 
 def test_rollout_check_fails_on_a_broken_copy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
