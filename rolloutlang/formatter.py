@@ -5,7 +5,7 @@ literal spellings (`2h` stays `2h`, `4.2%` stays `4.2%`) and cannot change
 what a file means.  The layout, chosen so there is nothing to argue about:
 
 * two-space indentation, one statement per line, single spaces between
-  words, `, ` after commas, no alignment of columns;
+  words, `, ` after commas, except for the aligned columns below;
 * a block opens with `{` on its statement's line and closes with `}` on a
   line of its own; an empty block without comments is written `{}`;
 * the short option blocks (`scenario`, `blue-green`, `rolling`) stay on one
@@ -14,6 +14,37 @@ what a file means.  The layout, chosen so there is nothing to argue about:
 * `signature` gets one `in`/`out` section per line;
 * a run of blank lines between statements becomes one blank line; there is
   none at the start or end of a block, and the file ends with one newline.
+
+Columns are aligned as gofmt aligns them, within a *run*: consecutive
+one-line statements (or items) of the same kind at the same indentation.  A
+blank line, an own-line comment, or a statement that takes several lines of
+the output (a block with its body on lines of its own) ends the run, so a
+blank line is how to start a new alignment group.  In a run, the part of
+each line after its *head* starts in one column, one space after the
+longest head.  The kinds and their heads:
+
+* `service`, `namespace`, `owner`, `traffic` and one-line `metrics` (one
+  kind): the keyword;
+* `model ROLE NAME ...`: `model ROLE`, so the model names align;
+* `gate NAME: ...`: `gate NAME:` (the options inside the condition, such as
+  `every 5m`, are not aligned);
+* `on A, B fail: ...`: `on A, B fail:`;
+* `metric NAME: ...`: `metric NAME:`;
+* canary stages: the weight, or `label: weight`; a stage with no
+  `for`/`until`/`hold` has nothing to align but its weight still counts;
+* pipeline hooks `NAME "command"` and consumers `NAME expects ...`: the name;
+* one-line `scenario NAME { ... }`: `scenario NAME`, so the `{` align;
+* the items of `serving` (`image`, `replicas`, ...; one kind), of `log
+  requests` (`fields`, `pii`, `retain`; one kind) and a signature's `in` and
+  `out`: the keyword.
+
+Trailing comments align in a run of any kind (two `budget` lines make a run
+too): they start in one column, two spaces after the longest line of the run
+that carries a comment, so a long line without one (a pinned image, a model
+with its digest) does not push its neighbours' comments to the right.  A
+line alone in its run, or one that opens or closes a block, has two spaces
+before its comment.  Alignment is worked out from the statements alone,
+never from the spacing they came with, so formatting twice changes nothing.
 
 Comments are placed by where they were: an own-line comment stays on its
 own line before the statement that follows it (or before the `}` or the end
@@ -157,9 +188,13 @@ def _shadow(n: Node) -> str:
     return f"{head} alongside canary" + (f" until {until.text}" if until is not None else "")
 
 
-def _canary_stage(n: Node) -> str:
+def _stage_head(n: Node) -> str:
     name = n.tok("NAME")
-    text = (f"{name.text}: " if name is not None else "") + _tok(n, "NUMLIT")
+    return (f"{name.text}: " if name is not None else "") + _tok(n, "NUMLIT")
+
+
+def _canary_stage(n: Node) -> str:
+    text = _stage_head(n)
     for end in n.children:
         if isinstance(end, Node):
             if end.kind == "stage_for":
@@ -179,6 +214,10 @@ def _log_pii(n: Node) -> str:
         treatment = f.tok("PII_TREATMENT")
         fields.append(_tok(f, "NAME") + (f" {treatment.text}" if treatment is not None else ""))
     return "pii " + ", ".join(fields)
+
+
+def _rule_head(n: Node) -> str:
+    return f"on {', '.join(t.text for t in n.toks('NAME'))} fail:"
 
 
 # Statements and items that always take one line, by rule name.  Keywords are
@@ -203,7 +242,7 @@ _LINE: dict[str, Callable[[Node], str]] = {
     "canary_stage": _canary_stage,
     "route": lambda n: f"route {_match(n)} to {_tok(n, 'ROLE')}",
     "gate": lambda n: f"gate {_tok(n, 'NAME')}: {_phrases(n)}",
-    "rollback_rule": lambda n: f"on {', '.join(t.text for t in n.toks('NAME'))} fail: {_phrases(n)}",
+    "rollback_rule": lambda n: f"{_rule_head(n)} {_phrases(n)}",
     "use_gates": lambda n: f"use gates {_tok(n, 'NAME')}",
     "budget": lambda n: f"budget {_phrases(n)}",
     "holdout": lambda n: f"holdout {_tok(n, 'NUMLIT')} on {_tok(n, 'ROLE')} for {_tok(n, 'NUMLIT', 1)}",
@@ -236,6 +275,39 @@ _OPTION_BLOCK: dict[str, Callable[[Node], str]] = {
 }
 
 
+
+def _word(word: str) -> Callable[[Node], str]:
+    return lambda n: word
+
+
+# Statements and items with a column to align (see the module docstring): the
+# kind of run they belong to, and their head, the text before the column.  A
+# line's text must be its head, or its head, a space and the rest.
+_COLUMN: dict[str, tuple[str, Callable[[Node], str]]] = {
+    "service": ("header", _word("service")),
+    "namespace": ("header", _word("namespace")),
+    "owner": ("header", _word("owner")),
+    "traffic_model": ("header", _word("traffic")),
+    "metrics_source": ("header", _word("metrics")),
+    "model_version": ("model_version", lambda n: f"model {_tok(n, 'ROLE')}"),
+    "gate": ("gate", lambda n: f"gate {_tok(n, 'NAME')}:"),
+    "rollback_rule": ("rollback_rule", _rule_head),
+    "label_metric": ("label_metric", lambda n: f"metric {_tok(n, 'NAME')}:"),
+    "canary_stage": ("canary_stage", _stage_head),
+    "pipeline_hook": ("pipeline_hook", lambda n: _tok(n, "NAME")),
+    "consumer": ("consumer", lambda n: _tok(n, "NAME")),
+    "scenario": ("scenario", lambda n: f"scenario {_tok(n, 'NAME')}"),
+    "serving_image": ("serving", _word("image")),
+    "serving_replicas": ("serving", _word("replicas")),
+    "serving_resources": ("serving", _word("resources")),
+    "serving_warmup": ("serving", _word("warmup")),
+    "log_fields": ("log", _word("fields")),
+    "log_pii": ("log", _word("pii")),
+    "log_retain": ("log", _word("retain")),
+    "signature_section": ("signature_section", lambda n: _tok(n, "SIG_DIRECTION")),
+}
+
+
 # -- layout ----------------------------------------------------------------------
 
 RowKind = Literal["line", "open", "close"]
@@ -254,6 +326,8 @@ class _Row:
     moved: list[str] = field(default_factory=list)  # comments from inside the row's own tokens
     closing: list[tuple[int, int, str]] = field(default_factory=list)  # comments before a `}` row
     trailing: str | None = None
+    run: str = ""  # a one-line row's kind of run: rows align only with rows of the same kind
+    head: str | None = None  # the text before the aligned column, for a row that has one
 
 
 class _Layout:
@@ -300,7 +374,14 @@ class _Layout:
         return end - 1
 
     def line(self, node: Node, indent: int, text: str) -> None:
-        self.rows.append(_Row(indent, text, self.offset(node.span), self.offset(node.span, end=True), "line"))
+        row = _Row(indent, text, self.offset(node.span), self.offset(node.span, end=True), "line", run=node.kind)
+        column = _COLUMN.get(node.kind)
+        if column is not None:
+            row.run = column[0]
+            head = column[1](node)
+            if text == head or text.startswith(head + " "):
+                row.head = head
+        self.rows.append(row)
 
     def item(self, node: Node, indent: int) -> None:
         kind = node.kind
@@ -378,13 +459,22 @@ def _place_comments(rows: list[_Row], comments: Sequence[Comment], src: SourceFi
     return at_end
 
 
+@dataclass
+class _Line:
+    """One output line before alignment: a blank line, a comment, or a row of code."""
+
+    indent: int
+    text: str
+    row: _Row | None = None
+
+
 def _render(rows: list[_Row], at_end: list[tuple[int, int, str]], src: SourceFile) -> str:
     """Write rows and comments out, keeping one blank line where the source had any."""
-    out: list[str] = []
+    lines: list[_Line] = []
     prev_end: int | None = None
     prev_kind: str = "open"
 
-    def emit(indent: int, text: str, start: int, end: int, kind: str) -> None:
+    def emit(indent: int, text: str, start: int, end: int, kind: str, row: _Row | None = None) -> None:
         nonlocal prev_end, prev_kind
         gap_start = prev_end
         if (
@@ -393,8 +483,8 @@ def _render(rows: list[_Row], at_end: list[tuple[int, int, str]], src: SourceFil
             and kind != "close"
             and _BLANK_LINE.search(src.text, gap_start, start)
         ):
-            out.append("")
-        out.append(INDENT * indent + text)
+            lines.append(_Line(0, ""))
+        lines.append(_Line(indent, text, row))
         prev_end, prev_kind = end, kind
 
     for row in rows:
@@ -406,11 +496,52 @@ def _render(rows: list[_Row], at_end: list[tuple[int, int, str]], src: SourceFil
             # Comments moved out of the statement open its group: a blank line
             # from the source goes before them, none between them and it.
             emit(row.indent, text, row.start, row.start, "comment")
-        code = row.text + (TRAILING_GAP + row.trailing if row.trailing is not None else "")
-        emit(row.indent, code, row.start, row.end, row.kind)
+        emit(row.indent, row.text, row.start, row.end, row.kind, row)
     for cs, ce, text in at_end:
         emit(0, text, cs, ce, "comment")
-    return "\n".join(out) + "\n"
+    return "\n".join(_align(lines)) + "\n"
+
+
+def _align(lines: list[_Line]) -> list[str]:
+    """The output text: each run of one-line rows of one kind aligned (see the module docstring)."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line, row = lines[i], lines[i].row
+        if row is None or row.kind != "line":
+            # A blank line, a comment, or a row that opens or closes a block: never aligned.
+            text = line.text if row is None or row.trailing is None else line.text + TRAILING_GAP + row.trailing
+            out.append(INDENT * line.indent + text if text else "")
+            i += 1
+            continue
+        run = [row]
+        i += 1
+        while i < len(lines):
+            nxt = lines[i].row
+            if nxt is None or nxt.kind != "line" or nxt.indent != row.indent or nxt.run != row.run:
+                break
+            run.append(nxt)
+            i += 1
+        out.extend(_align_run(run))
+    return out
+
+
+def _align_run(run: list[_Row]) -> list[str]:
+    """One run of rows: the column after the heads, then the trailing comments."""
+    width = max((len(r.head) for r in run if r.head is not None), default=0)
+    code = []
+    for r in run:
+        if r.head is None or r.text == r.head:
+            code.append(r.text)
+        else:
+            code.append(r.head.ljust(width) + r.text[len(r.head):])
+    # Only lines that carry a comment set its column: one long line without a
+    # comment (a pinned image, a model with its digest) does not push the
+    # comments of its short neighbours far to the right.
+    column = max((len(c) for r, c in zip(run, code, strict=True) if r.trailing is not None), default=0)
+    column += len(TRAILING_GAP)
+    return [INDENT * r.indent + (c.ljust(column) + r.trailing if r.trailing is not None else c)
+            for r, c in zip(run, code, strict=True)]
 
 
 def _shape(node: Node) -> tuple[object, ...]:

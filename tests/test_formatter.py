@@ -8,6 +8,7 @@ formatted, formatted again (nothing may change), and lowered before and after
 from __future__ import annotations
 
 import os
+import re
 import stat
 import textwrap
 from pathlib import Path
@@ -80,9 +81,9 @@ LAYOUT: list[tuple[str, str, str]] = [
         'rollout x {\n    service     ranker\n\tnamespace recs\n owner  "#team"\n}',
         _d('''
             rollout x {
-              service ranker
+              service   ranker
               namespace recs
-              owner "#team"
+              owner     "#team"
             }
         '''),
     ),
@@ -95,7 +96,7 @@ LAYOUT: list[tuple[str, str, str]] = [
         "}",
         _d('''
             rollout x {
-              model stable ranker 1.4.2 @ sha256:abc123 from "models:/ranker/17"
+              model stable    ranker 1.4.2 @ sha256:abc123 from "models:/ranker/17"
               model candidate ranker 1.5.0-rc.1+build.5 @ latest
               model candidate ranker v2
             }
@@ -109,11 +110,11 @@ LAYOUT: list[tuple[str, str, str]] = [
         _d('''
             rollout x {
               signature {
-                in a: int64, b?: list<int64>, c: tensor<float32, 3, 224, 224>
+                in  a: int64, b?: list<int64>, c: tensor<float32, 3, 224, 224>
                 out s: vector<float32, 256>
               }
               signature candidate {
-                in a: int64
+                in  a: int64
                 out s: list<list<float32>>
               }
             }
@@ -126,11 +127,11 @@ LAYOUT: list[tuple[str, str, str]] = [
         _d('''
             rollout x {
               serving {
-                image "r/img" @ sha256:77e1
-                replicas 6..24
+                image     "r/img" @ sha256:77e1
+                replicas  6..24
                 resources cpu 2, memory 4Gi, gpu 1
-                warmup 2m
-                replicas 3
+                warmup    2m
+                replicas  3
               }
             }
         '''),
@@ -143,8 +144,8 @@ LAYOUT: list[tuple[str, str, str]] = [
             rollout x {
               consumers {
                 search-ranker expects embedding 256 adapter "pca"
-                related expects embedding 384 via header "x-caller" = "related"
-                c expects e 3 via cookie "k" ~ "v.*"
+                related       expects embedding 384 via header "x-caller" = "related"
+                c             expects e 3 via cookie "k" ~ "v.*"
               }
             }
         '''),
@@ -175,7 +176,7 @@ LAYOUT: list[tuple[str, str, str]] = [
             rollout x {
               metric ctr: binary, baseline 4.2%, labels lognormal(median 2h, p95 8h)
               metric rev: continuous, baseline 1.3, sd 4, labels fixed(2h)
-              metric m: binary, baseline 1%, labels f()
+              metric m:   binary, baseline 1%, labels f()
             }
         '''),
     ),
@@ -196,9 +197,9 @@ LAYOUT: list[tuple[str, str, str]] = [
         _d('''
             rollout x {
               canary {
-                1% for 2h
-                5% for 6h
-                mpr: 50% until approved
+                1%           for 2h
+                5%           for 6h
+                mpr: 50%     until approved
                 hold-it: 75% hold
                 100%
               }
@@ -216,7 +217,7 @@ LAYOUT: list[tuple[str, str, str]] = [
               rolling { max surge 25%, max unavailable 0 }
               rolling {}
               scenario regression { ctr -2%, latency +15ms }
-              scenario outage { errors 5% after 30m }
+              scenario outage     { errors 5% after 30m }
             }
         '''),
     ),
@@ -232,11 +233,11 @@ LAYOUT: list[tuple[str, str, str]] = [
               route header "x-ml-preview" = "true" to candidate
               route cookie "c" ^= "v" to stable
               gate latency: p99 latency < 250ms every 5m, fail after 2
-              gate drift: psi(scores) < 0.2 every 1h
-              gate ctr: ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%
-              gate g: query gpu_util >= 0.9
+              gate drift:   psi(scores) < 0.2 every 1h
+              gate ctr:     ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%
+              gate g:       query gpu_util >= 0.9
               on latency, errors, drift fail: rollback now
-              on ctr fail: pause, notify "#oncall"
+              on ctr fail:                    pause, notify "#oncall"
               use gates slo
             }
         '''),
@@ -252,7 +253,7 @@ LAYOUT: list[tuple[str, str, str]] = [
               budget duration <= 3d
               holdout 1% on stable for 14d
               pipeline {
-                smoke "make smoke"
+                smoke    "make smoke"
                 contract "pytest tests/contract"
               }
               approve promotion by "@a", "@b"
@@ -268,7 +269,7 @@ LAYOUT: list[tuple[str, str, str]] = [
             rollout x {
               log requests 5% {
                 fields trace_id, prediction, card
-                pii card hashed, email dropped, ip
+                pii    card hashed, email dropped, ip
                 retain 30d
               }
             }
@@ -296,7 +297,7 @@ LAYOUT: list[tuple[str, str, str]] = [
               service s
 
               namespace n
-              owner "o"
+              owner     "o"
             }
 
             gates g {}
@@ -501,7 +502,7 @@ COMMENTS: list[tuple[str, str, str]] = [
               log requests 5% {
                 # first
                 fields a, b
-                pii a hashed  # hashed
+                pii    a hashed  # hashed
                 # keep
                 retain 30d
               }
@@ -559,7 +560,354 @@ COMMENTS: list[tuple[str, str, str]] = [
     ),
 ]
 
-CASES = LAYOUT + COMMENTS
+# -- aligned columns and trailing comments -----------------------------------------
+
+ALIGNMENT: list[tuple[str, str, str]] = [
+    (
+        "align-header-group",
+        'rollout x { service s namespace recs owner "o" traffic 10 rps metrics prometheus "http://p" }',
+        _d('''
+            rollout x {
+              service   s
+              namespace recs
+              owner     "o"
+              traffic   10 rps
+              metrics   prometheus "http://p"
+            }
+        '''),
+    ),
+    (
+        "align-models-by-role",
+        "rollout x { model candidate m 2.0.0 model stable m 1.0.0 @ sha256:ab }",
+        _d('''
+            rollout x {
+              model candidate m 2.0.0
+              model stable    m 1.0.0 @ sha256:ab
+            }
+        '''),
+    ),
+    (
+        "align-gates-after-the-colon",
+        "gates g { gate latency: p99 latency < 250ms every 5m, fail after 2\n"
+        "gate errors: error rate < 0.5% every 5m\ngate feature-store: query misses < 0.01 every 5m }",
+        _d('''
+            gates g {
+              gate latency:       p99 latency < 250ms every 5m, fail after 2
+              gate errors:        error rate < 0.5% every 5m
+              gate feature-store: query misses < 0.01 every 5m
+            }
+        '''),
+    ),
+    (
+        "align-rules-after-the-colon",
+        "gates g { on latency, errors fail: rollback now on ctr fail: rollback\n"
+        "on drift fail: pause, notify \"#oncall\" }",
+        _d('''
+            gates g {
+              on latency, errors fail: rollback now
+              on ctr fail:             rollback
+              on drift fail:           pause, notify "#oncall"
+            }
+        '''),
+    ),
+    (
+        "align-metrics-after-the-colon",
+        "rollout x { metric ctr: binary, baseline 4.2% metric revenue: continuous, baseline 1.3, sd 4 }",
+        _d('''
+            rollout x {
+              metric ctr:     binary, baseline 4.2%
+              metric revenue: continuous, baseline 1.3, sd 4
+            }
+        '''),
+    ),
+    (
+        "align-canary-stages-with-labels",
+        "rollout x { canary { smoke: 1% for 2h ramp: 5% for 12h 25% for 1d mpr: 50% until approved 100% } }",
+        _d('''
+            rollout x {
+              canary {
+                smoke: 1% for 2h
+                ramp: 5%  for 12h
+                25%       for 1d
+                mpr: 50%  until approved
+                100%
+              }
+            }
+        '''),
+    ),
+    (
+        "align-canary-stages-final-stage-counts",
+        "rollout x { canary { 1% for 2h 5% for 6h 25% for 12h 100% } }",
+        _d('''
+            rollout x {
+              canary {
+                1%   for 2h
+                5%   for 6h
+                25%  for 12h
+                100%
+              }
+            }
+        '''),
+    ),
+    (
+        "align-pipeline-hooks",
+        'rollout x { pipeline { smoke "make smoke" contract "pytest tests/contract" parity "python -m parity" } }',
+        _d('''
+            rollout x {
+              pipeline {
+                smoke    "make smoke"
+                contract "pytest tests/contract"
+                parity   "python -m parity"
+              }
+            }
+        '''),
+    ),
+    (
+        "align-consumers",
+        'rollout x { consumers { search-ranker expects embedding 256 adapter "pca"\n'
+        "related-items expects embedding 384 } }",
+        _d('''
+            rollout x {
+              consumers {
+                search-ranker expects embedding 256 adapter "pca"
+                related-items expects embedding 384
+              }
+            }
+        '''),
+    ),
+    (
+        "align-scenario-braces",
+        "rollout x { scenario regression { ctr -2% } scenario outage { errors 5% after 30m } scenario s {} }",
+        _d('''
+            rollout x {
+              scenario regression { ctr -2% }
+              scenario outage     { errors 5% after 30m }
+              scenario s          {}
+            }
+        '''),
+    ),
+    (
+        "align-serving-log-signature",
+        'rollout x { signature { in a: int64 out s: float32 }\n'
+        'serving { image "i" replicas 2..4 resources cpu 2 warmup 1m }\n'
+        "log requests 1% { fields a, b pii a hashed retain 30d } }",
+        _d('''
+            rollout x {
+              signature {
+                in  a: int64
+                out s: float32
+              }
+              serving {
+                image     "i"
+                replicas  2..4
+                resources cpu 2
+                warmup    1m
+              }
+              log requests 1% {
+                fields a, b
+                pii    a hashed
+                retain 30d
+              }
+            }
+        '''),
+    ),
+    (
+        "align-only-the-same-kind",
+        'rollout x { service s owner "o" model stable m 1.0.0 model candidate m 1.1.0 namespace n\n'
+        "gate a: error rate < 1% metric m: binary, baseline 1% gate long-name: error rate < 2% }",
+        _d('''
+            rollout x {
+              service s
+              owner   "o"
+              model stable    m 1.0.0
+              model candidate m 1.1.0
+              namespace n
+              gate a: error rate < 1%
+              metric m: binary, baseline 1%
+              gate long-name: error rate < 2%
+            }
+        '''),
+    ),
+    (
+        "align-run-broken-by-blank-line",
+        "rollout x {\n  gate a: error rate < 1%\n  gate bb: error rate < 1%\n\n"
+        "  gate long-name: error rate < 2%\n  gate c: error rate < 3%\n}",
+        _d('''
+            rollout x {
+              gate a:  error rate < 1%
+              gate bb: error rate < 1%
+
+              gate long-name: error rate < 2%
+              gate c:         error rate < 3%
+            }
+        '''),
+    ),
+    (
+        "align-run-broken-by-own-line-comment",
+        "rollout x {\n  gate a: error rate < 1%\n  # the long one\n"
+        "  gate long-name: error rate < 2%\n  gate c: error rate < 3%\n}",
+        _d('''
+            rollout x {
+              gate a: error rate < 1%
+              # the long one
+              gate long-name: error rate < 2%
+              gate c:         error rate < 3%
+            }
+        '''),
+    ),
+    (
+        "align-run-broken-by-a-moved-comment",
+        "rollout x {\n  gate a: error rate < 1%\n  gate long-name: # why\n"
+        "    error rate < 2%\n}",
+        _d('''
+            rollout x {
+              gate a: error rate < 1%
+              # why
+              gate long-name: error rate < 2%
+            }
+        '''),
+    ),
+    (
+        "align-run-broken-by-a-multi-line-statement",
+        'rollout x {\n  service s\n  metrics prometheus "http://p" {\n'
+        '    query q "up"\n  }\n  namespace ns\n  scenario a { ctr -2% }\n  scenario bb { # expanded\n    ctr -1% }\n'
+        "  scenario long-name { ctr -3% }\n}",
+        _d('''
+            rollout x {
+              service s
+              metrics prometheus "http://p" {
+                query q "up"
+              }
+              namespace ns
+              scenario a { ctr -2% }
+              scenario bb {  # expanded
+                ctr -1%
+              }
+              scenario long-name { ctr -3% }
+            }
+        '''),
+    ),
+    (
+        "align-ignores-the-spacing-it-came-with",
+        "rollout x {\n  service        s\n  namespace  n\n"
+        "  canary {\n    1%        for 2h\n    100%\n  }\n}",
+        _d('''
+            rollout x {
+              service   s
+              namespace n
+              canary {
+                1%   for 2h
+                100%
+              }
+            }
+        '''),
+    ),
+    (
+        "trailing-comments-align-in-a-run",
+        'rollout x {\n  service s # the service\n  namespace recs # ns\n'
+        '  owner "#recs-ml-oncall"\n  canary {\n    1% for 2h # tiny\n    5% for 6h\n    25% for 12h # quarter\n  }\n}',
+        _d('''
+            rollout x {
+              service   s     # the service
+              namespace recs  # ns
+              owner     "#recs-ml-oncall"
+              canary {
+                1%  for 2h   # tiny
+                5%  for 6h
+                25% for 12h  # quarter
+              }
+            }
+        '''),
+    ),
+    (
+        "trailing-comments-a-long-line-without-one-does-not-push",
+        'rollout x {\n  serving {\n'
+        '    image "registry.example.com/a-long-image-name" @ sha256:0123456789abcdef\n    replicas 2..4 # few\n'
+        "    warmup 1m # quick\n  }\n}",
+        _d('''
+            rollout x {
+              serving {
+                image    "registry.example.com/a-long-image-name" @ sha256:0123456789abcdef
+                replicas 2..4  # few
+                warmup   1m    # quick
+              }
+            }
+        '''),
+    ),
+    (
+        "trailing-comments-align-for-any-kind",
+        "rollout x {\n  budget duration <= 3d # short\n"
+        "  budget exposure <= 5% of requests before 24h # the cap\n  use gates slo # shared\n}",
+        _d('''
+            rollout x {
+              budget duration <= 3d                         # short
+              budget exposure <= 5% of requests before 24h  # the cap
+              use gates slo  # shared
+            }
+        '''),
+    ),
+    (
+        "trailing-comments-runs-broken-by-blank-lines",
+        "rollout x {\n  gate a: error rate < 1% # one\n\n"
+        "  gate long-name: error rate < 2% # two\n  gate c: error rate < 3%    # three\n}",
+        _d('''
+            rollout x {
+              gate a: error rate < 1%  # one
+
+              gate long-name: error rate < 2%  # two
+              gate c:         error rate < 3%  # three
+            }
+        '''),
+    ),
+    (
+        "trailing-comments-on-braces-keep-two-spaces",
+        "rollout x { # the rollout\n  pipeline { # hooks\n"
+        '    smoke "make smoke" # fast\n  } # done\n}',
+        _d('''
+            rollout x {  # the rollout
+              pipeline {  # hooks
+                smoke "make smoke"  # fast
+              }  # done
+            }
+        '''),
+    ),
+    (
+        "ranker-example-excerpt",
+        'rollout ranker-v2 {\n  service ranker # Kubernetes Service and Istio host\n'
+        '  namespace recs\n  owner "#recs-ml-oncall"\n\n'
+        '  model stable ranker 1.4.2 @ sha256:2a4d from "models:/ranker/17"\n'
+        '  model candidate ranker 1.5.0 @ sha256:9ab0 from "models:/ranker/21"\n\n'
+        "  canary { 1% for 2h 5% for 6h 25% for 12h 100% }\n\n"
+        "  gate latency: p99 latency < 250ms every 5m, fail after 2\n"
+        "  gate errors: error rate < 0.5% every 5m, fail after 2\n\n"
+        "  on latency, errors fail: rollback now\n  on ctr fail: rollback\n}",
+        _d('''
+            rollout ranker-v2 {
+              service   ranker  # Kubernetes Service and Istio host
+              namespace recs
+              owner     "#recs-ml-oncall"
+
+              model stable    ranker 1.4.2 @ sha256:2a4d from "models:/ranker/17"
+              model candidate ranker 1.5.0 @ sha256:9ab0 from "models:/ranker/21"
+
+              canary {
+                1%   for 2h
+                5%   for 6h
+                25%  for 12h
+                100%
+              }
+
+              gate latency: p99 latency < 250ms every 5m, fail after 2
+              gate errors:  error rate < 0.5% every 5m, fail after 2
+
+              on latency, errors fail: rollback now
+              on ctr fail:             rollback
+            }
+        '''),
+    ),
+]
+
+CASES = LAYOUT + COMMENTS + ALIGNMENT
 
 
 @pytest.mark.parametrize(("source", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -585,6 +933,13 @@ def test_examples_round_trip(path: Path) -> None:
     assert comments(out) == comments(source)
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.relative_to(ROOT / "examples").as_posix())
+def test_examples_are_already_formatted(path: Path) -> None:
+    """The examples are in the canonical layout, so `rollout fmt --check examples/` passes."""
+    text = path.read_text(encoding="utf-8")
+    assert format_source(text, path.name) == (text, [])
+
+
 def test_every_example_is_checked() -> None:
     assert len(EXAMPLES) >= 1
     assert any(p.name == "ranker-v2.rollout" for p in EXAMPLES)
@@ -593,6 +948,24 @@ def test_every_example_is_checked() -> None:
 def test_already_formatted_text_is_a_fixed_point() -> None:
     for _, _, expected in CASES:
         assert fmt(expected) == expected
+
+
+def _collapse_spaces(text: str) -> str:
+    """Each line's runs of spaces between words made single, up to its first string or comment."""
+    lines = []
+    for line in text.split("\n"):
+        cut = min((i for i in (line.find('"'), line.find("#")) if i >= 0), default=len(line))
+        lines.append(re.sub(r"(?<=\S) {2,}", " ", line[:cut]) + line[cut:])
+    return "\n".join(lines)
+
+
+def test_alignment_does_not_depend_on_the_spacing_it_came_with() -> None:
+    collapsed = 0
+    for _, _, expected in CASES:
+        squeezed = _collapse_spaces(expected)
+        collapsed += squeezed != expected
+        assert fmt(squeezed) == expected
+    assert collapsed >= len(ALIGNMENT)
 
 
 def test_strip_spans_removes_every_position() -> None:
@@ -630,7 +1003,7 @@ def test_lowering_errors_do_not_stop_format_source() -> None:
 # -- files and the command line ----------------------------------------------------
 
 UGLY = "rollout x {\n    service   s   # svc\n\n\n  canary { 5% for 1h 100% }\n}"
-PRETTY = "rollout x {\n  service s  # svc\n\n  canary {\n    5% for 1h\n    100%\n  }\n}\n"
+PRETTY = "rollout x {\n  service s  # svc\n\n  canary {\n    5%   for 1h\n    100%\n  }\n}\n"
 
 
 def _write(tmp_path: Path, text: str | bytes, name: str = "spec.rollout") -> Path:
