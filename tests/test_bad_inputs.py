@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from rolloutlang.cli import main
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -267,17 +267,6 @@ def _make_unreadable(target: Path, monkeypatch: pytest.MonkeyPatch | None) -> No
             return real_open(self, *args, **kwargs)
 
         monkeypatch.setattr(Path, "open", refusing_open)
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run `rollout ARGV` in-process; return the exit code, stdout and stderr."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def check_json(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -5,13 +5,10 @@ from __future__ import annotations
 import pytest
 
 from rolloutlang import ir
-from rolloutlang.checks import run_checks
 from rolloutlang.checks.compatibility import classify_bump
 from rolloutlang.diagnostics import Diagnostic, Severity
-from rolloutlang.loader import load_text
-
-A = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
-B = "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d"
+from tests import helpers
+from tests.helpers import A, B, at, one, pos, rl4xx_rl5xx_rl65x, sub
 
 SIG = """  signature {
     in  user_id: int64, item_ids: list<int64>
@@ -55,38 +52,9 @@ EMB = f"""rollout embedder-v3 {{
 """
 
 
-def mine(code: str) -> bool:
-    n = int(code[2:])
-    return 400 <= n < 600 or 650 <= n < 700
-
-
 def check(text: str) -> list[Diagnostic]:
-    program = load_text(text, "spec.rollout")
-    assert [d.message for d in program.diagnostics] == []
-    return [d for d in run_checks(program) if mine(d.code)]
-
-
-def sub(text: str, old: str, new: str) -> str:
-    assert old in text, old
-    return text.replace(old, new, 1)
-
-
-def pos(text: str, needle: str, nth: int = 0) -> tuple[int, int]:
-    offset = -1
-    for _ in range(nth + 1):
-        offset = text.index(needle, offset + 1)
-    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
-def one(diags: list[Diagnostic], code: str) -> Diagnostic:
-    found = [d for d in diags if d.code == code]
-    assert len(found) == 1, [(d.code, d.message) for d in diags]
-    return found[0]
-
-
-def at(d: Diagnostic) -> tuple[int, int]:
-    assert d.span is not None
-    return d.span.line, d.span.col
+    """The findings of the artifact, compatibility, statistics and privacy checks only."""
+    return helpers.check(text, keep=rl4xx_rl5xx_rl65x)
 
 
 def two_signatures(stable: str, candidate: str) -> str:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rolloutlang.checks import run_checks
 from rolloutlang.diagnostics import Diagnostic, Severity
-from rolloutlang.loader import load_text
-
-A = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
-B = "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d"
+from tests import helpers
+from tests.helpers import A, B, one, pos, rl4xx_rl5xx_rl65x, sub
 
 BASE = f"""rollout fraud-scorer-v7 {{
   service scorer
@@ -32,31 +29,9 @@ BASE = f"""rollout fraud-scorer-v7 {{
 """
 
 
-def mine(code: str) -> bool:
-    n = int(code[2:])
-    return 400 <= n < 600 or 650 <= n < 700
-
-
 def check(text: str) -> list[Diagnostic]:
-    program = load_text(text, "spec.rollout")
-    assert [d.message for d in program.diagnostics] == []
-    return [d for d in run_checks(program) if mine(d.code)]
-
-
-def sub(text: str, old: str, new: str) -> str:
-    assert old in text, old
-    return text.replace(old, new, 1)
-
-
-def pos(text: str, needle: str) -> tuple[int, int]:
-    offset = text.index(needle)
-    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
-def one(diags: list[Diagnostic], code: str) -> Diagnostic:
-    found = [d for d in diags if d.code == code]
-    assert len(found) == 1, [(d.code, d.message) for d in diags]
-    return found[0]
+    """The findings of the artifact, compatibility, statistics and privacy checks only."""
+    return helpers.check(text, keep=rl4xx_rl5xx_rl65x)
 
 
 def span_of(d: Diagnostic) -> tuple[int, int, int]:

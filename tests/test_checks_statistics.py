@@ -21,11 +21,11 @@ from rolloutlang import ir, stats
 from rolloutlang.checks import run_checks
 from rolloutlang.checks.statistics import PowerRow, power_table
 from rolloutlang.diagnostics import Diagnostic, Severity
-from rolloutlang.loader import Program, load, load_text
+from rolloutlang.loader import load, load_text
+from tests import helpers
+from tests.helpers import A, B, at, one, pos, program_of, rl4xx_rl5xx_rl65x
 
 ROOT = Path(__file__).resolve().parent.parent
-A = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
-B = "3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d"
 TOLERANCE = 0.005  # the issue's acceptance bound: 0.5 percentage points
 
 BASE = f"""rollout ranker-v2 {{
@@ -51,19 +51,9 @@ BASE = f"""rollout ranker-v2 {{
 """
 
 
-def mine(code: str) -> bool:
-    n = int(code[2:])
-    return 400 <= n < 600 or 650 <= n < 700
-
-
-def program_of(text: str, root: Path | None = None) -> Program:
-    program = load_text(text, "spec.rollout", root)
-    assert [d.message for d in program.diagnostics] == []
-    return program
-
-
 def check(text: str, root: Path | None = None) -> list[Diagnostic]:
-    return [d for d in run_checks(program_of(text, root)) if mine(d.code)]
+    """The findings of the artifact, compatibility, statistics and privacy checks only."""
+    return helpers.check(text, keep=rl4xx_rl5xx_rl65x, root=root)
 
 
 def table(text: str) -> list[PowerRow]:
@@ -72,26 +62,11 @@ def table(text: str) -> list[PowerRow]:
 
 
 def sub(text: str, *pairs: tuple[str, str]) -> str:
+    """Apply each (old, new) replacement once, in order; every `old` must be there."""
     for old, new in pairs:
         assert old in text, old
         text = text.replace(old, new, 1)
     return text
-
-
-def pos(text: str, needle: str) -> tuple[int, int]:
-    offset = text.index(needle)
-    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
-def one(diags: list[Diagnostic], code: str) -> Diagnostic:
-    found = [d for d in diags if d.code == code]
-    assert len(found) == 1, [(d.code, d.message) for d in diags]
-    return found[0]
-
-
-def at(d: Diagnostic) -> tuple[int, int]:
-    assert d.span is not None
-    return d.span.line, d.span.col
 
 
 def simple(rate: str, canary: str, gate: str = "ctr change > -2% relative", labels: str = "immediate",
@@ -489,7 +464,7 @@ def ranker_text() -> str:
 def test_ranker_example_powers_and_passes_strict() -> None:
     program = load_text(ranker_text(), "examples/ranker-v2.rollout", ROOT)
     assert program.diagnostics == []
-    assert [d for d in run_checks(program) if mine(d.code)] == []
+    assert [d for d in run_checks(program) if rl4xx_rl5xx_rl65x(d.code)] == []
     rows = power_table(program.rollouts()[0])
     assert [r.look for r in rows] == ["ramp", "stage-3", "stage-4"]
     # 12000 rps; ramp 5% for 6h, then 25% and 50% for 12h each, after a 24h shadow.
@@ -498,7 +473,7 @@ def test_ranker_example_powers_and_passes_strict() -> None:
 
 
 def test_ranker_example_as_written_warns_only_about_its_first_stage() -> None:
-    diags = [d for d in run_checks(load(RANKER)) if mine(d.code)]
+    diags = [d for d in run_checks(load(RANKER)) if rl4xx_rl5xx_rl65x(d.code)]
     if RANKER.read_text().count(OLD_STAGES):
         d = one(diags, "RL501")
         assert d.message.startswith("gate `ctr` is judged at the end of stage `stage-1` (2h) when only 22%")

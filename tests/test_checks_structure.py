@@ -13,11 +13,10 @@ import pytest
 
 from rolloutlang.checks import passes, run_checks
 from rolloutlang.diagnostics import Diagnostic, Severity
-from rolloutlang.loader import load, load_text
+from rolloutlang.loader import load
+from tests.helpers import check, demo_spec, one, pos
 
 ROOT = Path(__file__).resolve().parent.parent
-D1 = "sha256:" + "1" * 64
-D2 = "sha256:" + "2" * 64
 
 CANARY = """
   canary {
@@ -34,38 +33,8 @@ GATES = """
 
 
 def spec(body: str = CANARY + GATES, traffic: str = "traffic 100 rps") -> str:
-    return f"""rollout demo {{
-  service   demo
-  namespace ml
-  model stable    scorer 1.0.0 @ {D1}
-  model candidate scorer 1.0.1 @ {D2}
-  signature {{ in x: float32  out score: float32 }}
-  {traffic}
-  metrics prometheus "http://prometheus:9090"
-{body}
-}}
-"""
-
-
-def check(text: str) -> list[Diagnostic]:
-    program = load_text(text, "spec.rollout")
-    assert [d.message for d in program.diagnostics] == []
-    return run_checks(program)
-
-
-def at(text: str, needle: str, nth: int = 0) -> tuple[int, int]:
-    """1-based (line, col) of the nth occurrence of needle in text."""
-    i = -1
-    for _ in range(nth + 1):
-        i = text.index(needle, i + 1)
-    line = text.count("\n", 0, i) + 1
-    return line, i - (text.rfind("\n", 0, i) + 1) + 1
-
-
-def only(diags: list[Diagnostic], code: str) -> Diagnostic:
-    found = [d for d in diags if d.code == code]
-    assert len(found) == 1, [(d.code, d.message) for d in diags]
-    return found[0]
+    """The demo spec, by default with this file's canary and gates."""
+    return demo_spec(body, traffic)
 
 
 def codes(diags: list[Diagnostic]) -> list[str]:
@@ -75,7 +44,7 @@ def codes(diags: list[Diagnostic]) -> list[str]:
 def assert_at(d: Diagnostic, text: str, needle: str, nth: int = 0, length: int | None = None) -> None:
     """The diagnostic starts at the needle and, on one line, spans exactly it (or ``length`` characters)."""
     assert d.span is not None
-    assert (d.span.line, d.span.col) == at(text, needle, nth)
+    assert (d.span.line, d.span.col) == pos(text, needle, nth)
     assert d.span.end_col - d.span.col == (length or len(needle)) or d.span.end_line > d.span.line
 
 
@@ -103,7 +72,7 @@ def test_examples_pass_structure_and_policy() -> None:
 
 def test_rl310_decreasing_weight() -> None:
     text = spec(CANARY.replace("mpr: 50%", "mpr: 2%") + GATES)
-    d = only(check(text), "RL310")
+    d = one(check(text), "RL310")
     assert d.severity is Severity.ERROR
     assert d.message == "canary weights must increase: 2% follows 5%"
     assert d.label == "weight drops from 5% to 2%"
@@ -112,7 +81,7 @@ def test_rl310_decreasing_weight() -> None:
 
 def test_rl310_repeated_weight() -> None:
     text = spec(CANARY.replace("mpr: 50%", "mpr: 5%") + GATES)
-    d = only(check(text), "RL310")
+    d = one(check(text), "RL310")
     assert d.message == "canary weights must increase: stage `mpr` repeats 5%"
     assert "lengthen `stage-1`" in d.help
     assert_at(d, text, "5%", 1)
@@ -127,7 +96,7 @@ def test_rl310_increasing_weights_pass() -> None:
 
 def test_rl311_zero_weight() -> None:
     text = spec(CANARY.replace("5%   for 1h", "0%   for 1h") + GATES)
-    d = only(check(text), "RL311")
+    d = one(check(text), "RL311")
     assert d.message == "canary stage `stage-1` at 0% sends no traffic to the candidate"
     assert "shadow 100% for 1h" in d.help
     assert_at(d, text, "0%   for", length=2)
@@ -142,7 +111,7 @@ def test_rl311_positive_weight_passes() -> None:
 
 def test_rl312_zero_stage() -> None:
     text = spec(CANARY.replace("5%   for 1h", "5%   for 0m") + GATES)
-    d = only(check(text), "RL312")
+    d = one(check(text), "RL312")
     assert d.message == "stage `stage-1` lasts 0s: no gate can look at it"
     assert_at(d, text, "for 0m")
 
@@ -153,14 +122,14 @@ def test_rl312_zero_stage() -> None:
 ])
 def test_rl312_zero_shadow_and_holdout(extra: str, needle: str, message: str) -> None:
     text = spec(CANARY + GATES + extra)
-    d = only(check(text), "RL312")
+    d = one(check(text), "RL312")
     assert d.message == message
     assert_at(d, text, needle)
 
 
 def test_rl312_zero_preview() -> None:
     text = spec("  blue-green { preview for 0m, promote manual }" + GATES)
-    d = only(check(text), "RL312")
+    d = one(check(text), "RL312")
     assert d.message == "a blue-green preview of 0s previews nothing"
     assert_at(d, text, "preview for 0m")
 
@@ -175,7 +144,7 @@ def test_rl312_positive_durations_pass() -> None:
 
 def test_rl313_last_stage_below_100() -> None:
     text = spec(CANARY.replace("    100%\n", "") + GATES)
-    d = only(check(text), "RL313")
+    d = one(check(text), "RL313")
     assert d.message == "the last canary stage stops at 50%: the candidate never takes all traffic"
     assert "`50% hold`" in d.help
     assert_at(d, text, "50%")
@@ -191,7 +160,7 @@ def test_rl313_hold_or_100_passes() -> None:
 
 def test_rl314_middle_stage_without_duration() -> None:
     text = spec(CANARY.replace("mpr: 50%  for 2h", "mpr: 50%") + GATES)
-    d = only(check(text), "RL314")
+    d = one(check(text), "RL314")
     assert d.message == "stage `mpr` has no duration"
     assert "`50% until approved`" in d.help
     assert_at(d, text, "mpr: 50%")
@@ -207,7 +176,7 @@ def test_rl314_until_approved_passes() -> None:
 
 def test_rl315_hold_in_the_middle() -> None:
     text = spec(CANARY.replace("5%   for 1h", "5%   hold") + GATES)
-    d = only(check(text), "RL315")
+    d = one(check(text), "RL315")
     assert d.message == "only the last stage can `hold`, but `stage-1` is followed by `mpr`"
     assert d.help == "to wait for a person mid-ramp, write `5% until approved`"
     assert_at(d, text, "hold")
@@ -223,7 +192,7 @@ def test_rl315_hold_last_passes() -> None:
 
 def test_rl316_no_rule_rolls_back() -> None:
     text = spec(CANARY + GATES.replace("rollback now", "pause"))
-    d = only(check(text), "RL316")
+    d = one(check(text), "RL316")
     assert d.severity is Severity.ERROR
     assert d.message == "nothing can roll this plan back: no rule says `rollback`"
     assert d.help == "roll back when a gate fails: `on errors fail: rollback now`"
@@ -234,7 +203,7 @@ def test_rl316_rollback_gate_never_evaluated() -> None:
     text = spec("  blue-green { preview for 1h, promote manual }\n  metric ctr: binary, baseline 4%\n"
                 "  gate ctr: ctr change > -1% relative\n  gate drift: psi(score) < 0.2\n"
                 "  on ctr fail: rollback\n  on drift fail: pause\n")
-    d = only(check(text), "RL316")
+    d = one(check(text), "RL316")
     assert d.message == "nothing can roll this plan back: `ctr` would roll back, but no phase evaluates it"
     assert_at(d, text, "gate ctr: ctr change > -1% relative")
 
@@ -248,7 +217,7 @@ def test_rl316_rollback_rule_passes() -> None:
 
 def test_rl317_stage_before_the_gates_start() -> None:
     text = spec(CANARY + GATES.replace("fail after 2", "fail after 2, from mpr"))
-    d = only(check(text), "RL317")
+    d = one(check(text), "RL317")
     assert d.severity is Severity.WARNING
     assert d.message == "stage `stage-1` sends 5% of traffic to the candidate, but no gate can roll it back there"
     assert d.notes == ("`errors` is evaluated from stage `mpr`",)
@@ -265,7 +234,7 @@ def test_rl317_last_stage_after_the_business_gate() -> None:
   on ctr fail: rollback
   on drift fail: pause
 """)
-    d = only(check(text), "RL317")
+    d = one(check(text), "RL317")
     assert d.message == "stage `stage-3` sends 100% of traffic to the candidate, but no gate can roll it back there"
     assert_at(d, text, "100%")
 
@@ -279,7 +248,7 @@ def test_rl317_gate_in_every_stage_passes() -> None:
 
 def test_rl318_no_gates() -> None:
     text = spec(CANARY)
-    d = only(check(text), "RL318")
+    d = one(check(text), "RL318")
     assert d.message == "no gate guards this rollout: it promotes on time alone"
     assert_at(d, text, "canary")
     assert "RL316" not in codes(check(text))
@@ -294,7 +263,7 @@ def test_rl318_with_gates_passes() -> None:
 
 def test_rl319_no_strategy() -> None:
     text = spec("  shadow 100% for 1h" + GATES)
-    d = only(check(text), "RL319")
+    d = one(check(text), "RL319")
     assert d.message == "rollout `demo` does not say how traffic moves"
     assert d.notes == ("a shadow phase alone never sends the candidate live traffic",)
     assert_at(d, text, "rollout demo")
@@ -309,7 +278,7 @@ def test_rl319_with_strategy_passes() -> None:
 
 def test_rl320_auto_promotion_without_preview() -> None:
     text = spec("  blue-green { promote auto }" + GATES)
-    d = only(check(text), "RL320")
+    d = one(check(text), "RL320")
     assert d.message == "blue-green with `promote auto` and no preview switches all traffic at once, unchecked"
     assert_at(d, text, "promote auto")
 
@@ -324,7 +293,7 @@ def test_rl320_preview_or_manual_passes() -> None:
 
 def test_rl321_alongside_without_canary() -> None:
     text = spec("  blue-green { preview for 1h }\n  shadow 100% alongside canary" + GATES)
-    d = only(check(text), "RL321")
+    d = one(check(text), "RL321")
     assert d.message == "`shadow ... alongside canary` needs a canary, but this rollout uses blue-green"
     assert d.help == "mirror before traffic moves instead: `shadow 100% for 24h`"
     assert_at(d, text, "alongside canary")
@@ -336,7 +305,7 @@ def test_rl321_alongside_canary_passes() -> None:
 
 def test_rl322_until_below_the_first_stage() -> None:
     text = spec("  shadow 100% alongside canary until 5%" + CANARY + GATES)
-    d = only(check(text), "RL322")
+    d = one(check(text), "RL322")
     assert d.message == "`until 5%` mirrors during no stage: the first stage already sends 5%"
     assert "`until 50%`" in d.help
     assert_at(d, text, "5%")
@@ -348,7 +317,7 @@ def test_rl322_until_a_later_stage_passes() -> None:
 
 def test_rl323_until_not_a_stage_weight() -> None:
     text = spec("  shadow 100% alongside canary until 30%" + CANARY + GATES)
-    d = only(check(text), "RL323")
+    d = one(check(text), "RL323")
     assert d.severity is Severity.WARNING
     assert d.message == "no canary stage has weight 30%: mirroring stops at stage `mpr` (50%)"
     assert d.help.startswith("did you mean `until 50%`?")
@@ -364,7 +333,7 @@ def test_rl323_stage_weight_passes() -> None:
 
 def test_rl324_holdout_on_candidate() -> None:
     text = spec(CANARY + GATES + "  holdout 1% on candidate for 7d\n")
-    d = only(check(text), "RL324")
+    d = one(check(text), "RL324")
     assert d.message == ("a holdout on the candidate holds nothing out: after promotion the candidate serves "
                          "everyone")
     assert d.help.endswith("`holdout 1% on stable for 7d`")
@@ -381,7 +350,7 @@ def test_rl324_holdout_on_stable_passes() -> None:
 def test_rl325_route_with_rolling() -> None:
     route = 'route header "x-ml-preview" = "true" to candidate'
     text = spec(f"  rolling {{ max surge 25% }}\n  {route}" + GATES)
-    d = only(check(text), "RL325")
+    d = one(check(text), "RL325")
     assert d.message == "a rolling update has no traffic router: the route to `candidate` is ignored"
     assert_at(d, text, route)
 
@@ -404,7 +373,7 @@ def test_rl600_share_before_a_time() -> None:
   budget exposure <= 1% of requests before 2h
 """
     text = spec(body)
-    d = only(check(text), "RL600")
+    d = one(check(text), "RL600")
     assert d.severity is Severity.ERROR
     assert d.message == "a bad candidate can serve 2.5% of requests before 2h, over the budget of 1%"
     assert d.notes[0] == "a regression only `ctr` can see is rolled back at 1h at the earliest in stage `stage-1`"
@@ -415,14 +384,14 @@ def test_rl600_share_before_a_time() -> None:
 def test_rl600_requests() -> None:
     # errors fires after 2 x 1m at 5% of 100 rps: 600 requests
     text = spec(CANARY + GATES + "  budget exposure <= 500 requests\n")
-    d = only(check(text), "RL600")
+    d = one(check(text), "RL600")
     assert d.message == "a bad candidate can serve 600 requests, over the budget of 500"
     assert_at(d, text, "budget exposure <= 500 requests")
 
 
 def test_rl600_nothing_rolls_back_is_unbounded() -> None:
     text = spec(CANARY + "  budget exposure <= 5% of requests\n")
-    d = only(check(text), "RL600")
+    d = one(check(text), "RL600")
     assert d.message == "a bad candidate can serve an unbounded share of requests, over the budget of 5%"
     assert d.notes[0] == "no gate rolls this plan back, so a bad candidate is promoted"
 
@@ -437,7 +406,7 @@ def test_rl600_within_budget_passes() -> None:
 
 def test_rl601_requests_without_traffic_model() -> None:
     text = spec(CANARY + GATES + "  budget exposure <= 500 requests\n", traffic="")
-    d = only(check(text), "RL601")
+    d = one(check(text), "RL601")
     assert d.severity is Severity.WARNING
     assert d.message == "an exposure budget in requests needs a traffic model"
     assert_at(d, text, "budget exposure <= 500 requests")
@@ -453,7 +422,7 @@ def test_rl601_share_without_traffic_model_passes() -> None:
 
 def test_rl602_plan_longer_than_budget() -> None:
     text = spec(CANARY + GATES + "  budget duration <= 2h\n")
-    d = only(check(text), "RL602")
+    d = one(check(text), "RL602")
     assert d.message == "the plan takes at least 3h to promote, over the duration budget of 2h"
     assert d.notes == ("the longest phase is `mpr` (2h)",)
     assert_at(d, text, "budget duration <= 2h")
@@ -466,7 +435,7 @@ def test_rl602_within_budget_passes() -> None:
 
 def test_rl603_waiting_stage_makes_it_unbounded() -> None:
     text = spec(CANARY.replace("for 2h", "until approved") + GATES + "  budget duration <= 1d\n")
-    d = only(check(text), "RL603")
+    d = one(check(text), "RL603")
     assert d.severity is Severity.WARNING
     assert d.message == "the duration budget of 24h cannot be guaranteed: stage `mpr` waits for approval"
     assert d.notes == ("the rest of the plan takes 1h, leaving 23h for waiting",)
@@ -483,7 +452,7 @@ def test_rl603_fixed_durations_pass() -> None:
 def test_rl610_only_slo_gates() -> None:
     text = spec(CANARY + GATES.replace('  gate drift:  psi(score) < 0.2 every 10m\n', '')
                 .replace('  on drift fail: pause, notify "#ml"\n', ''))
-    d = only(check(text), "RL610")
+    d = one(check(text), "RL610")
     assert d.severity is Severity.WARNING
     assert d.message == ("only infrastructure gates (`errors`) guard the way to 100%: infrastructure health is "
                          "necessary, not sufficient")
@@ -499,7 +468,7 @@ def test_rl610_drift_gate_passes() -> None:
 
 def test_rl611_gate_slower_than_its_stage() -> None:
     text = spec(CANARY + GATES.replace("every 1m, fail after 2", "every 30m, fail after 3"))
-    d = only(check(text), "RL611")
+    d = one(check(text), "RL611")
     assert d.message == "gate `errors` needs 90m of failing checks (3 × 30m) to fire, but stage `stage-1` lasts 1h"
     assert d.help.startswith("check more often (`every 10m`)")
     assert_at(d, text, "gate errors: error rate < 1% every 30m, fail after 3")
@@ -507,7 +476,7 @@ def test_rl611_gate_slower_than_its_stage() -> None:
 
 def test_rl611_several_stages() -> None:
     text = spec(CANARY + GATES.replace("every 1m, fail after 2", "every 2h"))
-    d = only(check(text), "RL611")
+    d = one(check(text), "RL611")
     assert d.message == ("gate `errors` needs 2h of failing checks (one check every 2h) to fire, but stages "
                          "`stage-1` (1h), `mpr` (2h) are no longer")
 
@@ -521,7 +490,7 @@ def test_rl611_fast_gate_passes() -> None:
 
 def test_rl612_gate_in_no_rule() -> None:
     text = spec(CANARY + GATES.replace('  on drift fail: pause, notify "#ml"\n', ""))
-    d = only(check(text), "RL612")
+    d = one(check(text), "RL612")
     assert d.message == "gate `drift` triggers nothing"
     assert d.help.startswith("say what its failure does: `on drift fail: rollback now`")
     assert_at(d, text, "gate drift:  psi(score) < 0.2 every 10m")
@@ -543,7 +512,7 @@ def test_imported_gate_points_at_the_use(tmp_path: Path) -> None:
     (tmp_path / "main.rollout").write_text(text)
     program = load(tmp_path / "main.rollout", tmp_path)
     assert program.diagnostics == []
-    d = only(run_checks(program), "RL612")
+    d = one(run_checks(program), "RL612")
     assert d.message == "gate `errors` triggers nothing"
     assert d.span is not None and d.span.file == "main.rollout"
-    assert (d.span.line, d.span.col) == at(text, "use gates slo")
+    assert (d.span.line, d.span.col) == pos(text, "use gates slo")

@@ -14,6 +14,7 @@ import pytest
 
 from rolloutlang import __version__
 from rolloutlang.cli import main
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -23,17 +24,6 @@ VERBS = ("check", "fmt", "graph", "explain")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 BROKEN = "rollout r {\n  service ranker\n  traffic 12000\n}\n"
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run `rollout ARGV` in-process; return the exit code, stdout and stderr."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -48,7 +38,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_top_level_help_lists_the_verbs_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["--help"], capsys)
+    code, out, _ = run_cli(["--help"], capsys)
     assert code == 0
     assert "Examples:" in out and "rollout check examples/ranker-v2.rollout" in out
     for verb in VERBS:
@@ -57,7 +47,7 @@ def test_top_level_help_lists_the_verbs_with_examples(capsys: pytest.CaptureFixt
 
 @pytest.mark.parametrize("verb", VERBS)
 def test_every_verb_has_help_with_an_example(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run([verb, "--help"], capsys)
+    code, out, err = run_cli([verb, "--help"], capsys)
     assert code == 0, err
     assert f"Usage: rollout {verb}" in out
     assert re.search(r"^\s+Examples?:", out, re.M), out
@@ -65,18 +55,18 @@ def test_every_verb_has_help_with_an_example(verb: str, capsys: pytest.CaptureFi
 
 
 def test_short_help_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["check", "-h"], capsys)
+    code, out, _ = run_cli(["check", "-h"], capsys)
     assert code == 0 and "Usage: rollout check" in out
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["--version"], capsys)
+    code, out, _ = run_cli(["--version"], capsys)
     assert code == 0
     assert __version__ in out and "rollout" in out
 
 
 def test_unknown_verb_suggests_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["chek", str(RANKER)], capsys)
+    code, out, err = run_cli(["chek", str(RANKER)], capsys)
     assert code == 2
     assert "no such command `chek`" in err
     assert "did you mean `check`?" in err.lower()
@@ -84,17 +74,17 @@ def test_unknown_verb_suggests_the_closest(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_unknown_verb_without_a_close_match(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["zzzzzz"], capsys)
+    code, _, err = run_cli(["zzzzzz"], capsys)
     assert code == 2 and "no such command `zzzzzz`" in err and "did you mean" not in err.lower()
 
 
 def test_bad_option_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["check", "--format", "yaml", str(RANKER)], capsys)
+    code, _, err = run_cli(["check", "--format", "yaml", str(RANKER)], capsys)
     assert code == 2 and "'yaml' is not one of" in err
 
 
 def test_check_without_files_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["check"], capsys)
+    code, _, err = run_cli(["check"], capsys)
     assert code == 2 and "Missing argument" in err
 
 
@@ -102,28 +92,28 @@ def test_check_without_files_is_a_usage_error(capsys: pytest.CaptureFixture[str]
 
 
 def test_check_example_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["check", "--root", str(ROOT), str(RANKER)], capsys)
+    code, _, err = run_cli(["check", "--root", str(ROOT), str(RANKER)], capsys)
     assert code == 0, err
     assert "error[" not in err
 
 
 def test_check_findings_exit_one(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "broken.rollout").write_text(BROKEN)
-    code, _, err = run(["check", "broken.rollout"], capsys)
+    code, _, err = run_cli(["check", "broken.rollout"], capsys)
     assert code == 1
     assert "error[RL201]" in err and "broken.rollout:3:11" in err
     assert err.rstrip().endswith("1 error")
 
 
 def test_check_missing_file_exits_two(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["check", "nope.rollout"], capsys)
+    code, _, err = run_cli(["check", "nope.rollout"], capsys)
     assert code == 2
     assert "error[RL002]" in err and "no such file `nope.rollout`" in err
 
 
 def test_io_problem_wins_over_findings(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "broken.rollout").write_text(BROKEN)
-    code, _, err = run(["check", "broken.rollout", "nope.rollout"], capsys)
+    code, _, err = run_cli(["check", "broken.rollout", "nope.rollout"], capsys)
     assert code == 2
     assert "error[RL201]" in err and "error[RL002]" in err
 
@@ -135,14 +125,14 @@ def test_other_verbs_on_bad_input(verb: str, repo: Path, capsys: pytest.CaptureF
     (repo / "binary.rollout").write_bytes(b"\x00\x01\x02")
     for name, code, expected in [("broken.rollout", 1, "error[RL201]"), ("nope.rollout", 2, "error[RL002]"),
                                  ("binary.rollout", 2, "error[RL006]")]:
-        got, out, err = run([verb, "--no-color", name], capsys)
+        got, out, err = run_cli([verb, "--no-color", name], capsys)
         assert (got, expected in err) == (code, True), (name, err)
         assert "Traceback" not in out + err
     assert (repo / "broken.rollout").read_text() == BROKEN, "a file with errors is never rewritten"
 
 
 def test_absurd_path_is_an_io_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["check", "x" * 5000 + ".rollout"], capsys)
+    code, out, err = run_cli(["check", "x" * 5000 + ".rollout"], capsys)
     assert code == 2
     assert "error[RL003]" in err and "file name too long" in err and "Traceback" not in out + err
     assert len(err.splitlines()[0]) < 200, "the path is shortened in the message"
@@ -153,7 +143,7 @@ def test_absurd_path_is_an_io_error(repo: Path, capsys: pytest.CaptureFixture[st
 
 def test_json_output_is_a_versioned_envelope(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "broken.rollout").write_text(BROKEN)
-    code, out, err = run(["check", "--format", "json", "broken.rollout"], capsys)
+    code, out, err = run_cli(["check", "--format", "json", "broken.rollout"], capsys)
     assert code == 1 and err == ""
     doc = json.loads(out)
     assert doc["format_version"] == 1
@@ -166,7 +156,7 @@ def test_json_output_is_a_versioned_envelope(repo: Path, capsys: pytest.CaptureF
 
 
 def test_json_output_on_a_clean_file(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["check", "--format", "json", "--root", str(ROOT), str(RANKER)], capsys)
+    code, out, _ = run_cli(["check", "--format", "json", "--root", str(ROOT), str(RANKER)], capsys)
     assert code == 0
     doc = json.loads(out)
     assert doc["valid"] is True and doc["error_count"] == 0
@@ -174,7 +164,7 @@ def test_json_output_on_a_clean_file(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_json_output_for_an_io_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["check", "--format", "json", "nope.rollout"], capsys)
+    code, out, _ = run_cli(["check", "--format", "json", "nope.rollout"], capsys)
     assert code == 2
     assert [d["code"] for d in json.loads(out)["diagnostics"]] == ["RL002"]
 
@@ -193,7 +183,7 @@ def _warning_only_spec(repo: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     for name, variant in variants.items():
         path = repo / f"{name.replace(' ', '-')}.rollout"
         path.write_text(variant, encoding="utf-8")
-        code, out, _ = run(["check", "--format", "json", path.name], capsys)
+        code, out, _ = run_cli(["check", "--format", "json", path.name], capsys)
         doc = json.loads(out)
         if code == 0 and doc["warning_count"] > 0 and doc["error_count"] == 0:
             return path
@@ -203,24 +193,24 @@ def _warning_only_spec(repo: Path, capsys: pytest.CaptureFixture[str]) -> Path:
 
 def test_strict_turns_warnings_into_errors(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _warning_only_spec(repo, capsys)
-    code, out, _ = run(["check", "--format", "json", path.name], capsys)
+    code, out, _ = run_cli(["check", "--format", "json", path.name], capsys)
     lenient = json.loads(out)
     assert code == 0 and lenient["valid"] is True
     warned = [d["code"] for d in lenient["diagnostics"] if d["severity"] == "warning"]
     assert warned
 
-    code, out, _ = run(["check", "--strict", "--format", "json", path.name], capsys)
+    code, out, _ = run_cli(["check", "--strict", "--format", "json", path.name], capsys)
     strict = json.loads(out)
     assert code == 1 and strict["valid"] is False
     assert strict["warning_count"] == 0 and strict["error_count"] == len(warned)
     assert [d["code"] for d in strict["diagnostics"] if d["severity"] == "error"] == warned
 
-    code, _, err = run(["check", "--strict", "--no-color", path.name], capsys)
+    code, _, err = run_cli(["check", "--strict", "--no-color", path.name], capsys)
     assert code == 1 and f"error[{warned[0]}]" in err
 
 
 def test_dump_ir_prints_json_with_the_rollout(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["check", "--dump-ir", "--root", str(ROOT), str(RANKER)], capsys)
+    code, out, _ = run_cli(["check", "--dump-ir", "--root", str(ROOT), str(RANKER)], capsys)
     assert code == 0
     ir = json.loads(out)
     assert ir["rollouts"][0]["name"] == "ranker-v2"
@@ -229,21 +219,21 @@ def test_dump_ir_prints_json_with_the_rollout(capsys: pytest.CaptureFixture[str]
 
 def test_stdin(repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(BROKEN.encode())))
-    code, _, err = run(["check", "-"], capsys)
+    code, _, err = run_cli(["check", "-"], capsys)
     assert code == 1
     assert "<stdin>:3:11" in err and "traffic 12000" in err
 
 
 def test_stdin_clean(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(RANKER.read_bytes())))
-    code, _, err = run(["check", "--root", str(ROOT), "-"], capsys)
+    code, _, err = run_cli(["check", "--root", str(ROOT), "-"], capsys)
     assert code == 0, err
 
 
 def test_several_files_at_once(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "a.rollout").write_text(BROKEN)
     (repo / "b.rollout").write_text(BROKEN.replace("traffic 12000", "canary { 150% for 1h }"))
-    code, out, _ = run(["check", "--format", "json", "a.rollout", "b.rollout"], capsys)
+    code, out, _ = run_cli(["check", "--format", "json", "a.rollout", "b.rollout"], capsys)
     assert code == 1
     found = [(d["range"]["file"], d["code"]) for d in json.loads(out)["diagnostics"]]
     assert found == [("a.rollout", "RL201"), ("b.rollout", "RL201")]
@@ -251,13 +241,13 @@ def test_several_files_at_once(repo: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_several_files_clean_and_broken(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "broken.rollout").write_text(BROKEN)
-    code, _, err = run(["check", "--root", str(ROOT), str(RANKER), str(repo / "broken.rollout")], capsys)
+    code, _, err = run_cli(["check", "--root", str(ROOT), str(RANKER), str(repo / "broken.rollout")], capsys)
     assert code == 1 and err.count("error[") == 1
 
 
 def test_no_color_has_no_ansi(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "broken.rollout").write_text(BROKEN)
-    code, _, plain = run(["check", "--no-color", "broken.rollout"], capsys)
+    code, _, plain = run_cli(["check", "--no-color", "broken.rollout"], capsys)
     assert code == 1 and "error[RL201]" in plain
     assert not ANSI.search(plain) and "\x1b" not in plain
 
@@ -277,13 +267,13 @@ def test_colour_rendering_is_only_paint() -> None:
 
 def test_color_flag_forces_colour_in_a_pipe(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "broken.rollout").write_text(BROKEN)
-    _, _, coloured = run(["check", "--color", "broken.rollout"], capsys)
+    _, _, coloured = run_cli(["check", "--color", "broken.rollout"], capsys)
     assert ANSI.search(coloured)
 
 
 def test_text_output_is_rustc_like(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "broken.rollout").write_text(BROKEN)
-    _, _, err = run(["check", "--no-color", "broken.rollout"], capsys)
+    _, _, err = run_cli(["check", "--no-color", "broken.rollout"], capsys)
     assert err.splitlines()[:7] == [
         "error[RL201]: missing unit: a request rate needs `rps`, `rpm` or `rph`",
         " --> broken.rollout:3:11",
@@ -306,7 +296,7 @@ def test_control_characters_in_the_source_are_not_echoed(repo: Path, capsys: pyt
     for diagnostic in program.diagnostics:
         assert "\x1b" not in render_text(diagnostic, program.sources, colour=False)
     (repo / "evil.rollout").write_text(evil)
-    code, _, err = run(["check", "--no-color", "evil.rollout"], capsys)
+    code, _, err = run_cli(["check", "--no-color", "evil.rollout"], capsys)
     assert code == 1 and "\x1b" not in err
 
 
@@ -332,7 +322,7 @@ def test_internal_error_is_rl000_without_traceback(repo: Path, capsys: pytest.Ca
 
     monkeypatch.setattr("rolloutlang.loader.load", broken_load)
     (repo / "a.rollout").write_text(BROKEN)
-    code, out, err = run(["check", "a.rollout"], capsys)
+    code, out, err = run_cli(["check", "a.rollout"], capsys)
     assert code == 2
     assert err.startswith("error[RL000]: internal error: RuntimeError: simulated bug")
     assert "--debug" in err

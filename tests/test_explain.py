@@ -12,61 +12,9 @@ from rolloutlang.checks import run_checks
 from rolloutlang.cli import main
 from rolloutlang.explain import POWER_UNAVAILABLE, describe_gate, explain_program, explain_rollout
 from rolloutlang.loader import Program, load, load_text
+from tests.helpers import RANKER_SPEC, demo_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-D1 = "sha256:" + "1" * 64
-D2 = "sha256:" + "2" * 64
-
-# A pinned copy of examples/ranker-v2.rollout as first written: the example may evolve, these numbers may not.
-RANKER_SPEC = """\
-rollout ranker-v2 {
-  service   ranker
-  namespace recs
-  owner     "#recs-ml-oncall"
-  model stable    ranker 1.4.2 @ sha256:2a4d0b5ffc4ffa4bd7f13ef2c3e1b0c4b5bb6b4b2f19ab3e1e1c2d6f0c8b9a11
-  model candidate ranker 1.5.0 @ sha256:9ab04d1c7e5f3a2b8c6d4e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d
-  signature {
-    in  user_id: int64, item_ids: list<int64>, country: category
-    out scores: list<float32>
-  }
-  traffic  12000 rps, diurnal 30%
-  metrics  prometheus "http://prometheus.monitoring:9090"
-  metric ctr: binary, baseline 4.2%, labels lognormal(median 2h, p95 8h)
-
-  shadow 100% for 24h
-  canary {
-    1%   for 2h
-    5%   for 6h
-    25%  for 12h
-    50%  for 12h
-    100%
-  }
-
-  gate latency: p99 latency < 250ms        every 5m, fail after 2
-  gate errors:  error rate < 0.5%          every 5m, fail after 2
-  gate drift:   psi(scores) < 0.2          every 1h
-  gate ctr:     ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%
-
-  on latency, errors fail: rollback now
-  on ctr fail:             rollback
-  on drift fail:           pause, notify "#recs-ml-oncall"
-}
-"""
-
-
-def spec(body: str, traffic: str = "traffic 100 rps") -> str:
-    return f"""rollout demo {{
-  service demo
-  namespace ml
-  model stable    scorer 1.0.0 @ {D1}
-  model candidate scorer 1.0.1 @ {D2}
-  signature {{ in x: float32  out score: float32 }}
-  {traffic}
-  metrics prometheus "http://prometheus:9090"
-{body}
-}}
-"""
-
 
 CANARY = """
   canary {
@@ -190,7 +138,7 @@ def test_every_table_is_well_formed(ranker_md: str) -> None:
 
 
 def test_approval_stage_marks_lower_bounds_and_escapes_pipes() -> None:
-    md = explain_program(load_text(spec(CANARY), "spec.rollout"))
+    md = explain_program(load_text(demo_spec(CANARY), "spec.rollout"))
     assert "Promotion after 1h at the earliest; no upper bound (`mpr` waits)." in md
     phases = tables(section(md, "Phases"))[0]
     assert phases[2:] == [
@@ -207,7 +155,7 @@ def test_approval_stage_marks_lower_bounds_and_escapes_pipes() -> None:
 
 
 def test_no_traffic_model() -> None:
-    md = explain_program(load_text(spec(CANARY, traffic=""), "spec.rollout"))
+    md = explain_program(load_text(demo_spec(CANARY, traffic=""), "spec.rollout"))
     assert "No traffic model: exposure is shown as a share of traffic only." in md
     phases = tables(section(md, "Phases"))[0]
     assert [row[6] for row in phases[2:]] == ["–", "–", "–"]
@@ -222,7 +170,7 @@ BUSINESS = CANARY.replace("mpr: 50% until approved", "mpr: 50% for 2h") + """
 
 
 def test_power_unavailable_when_the_statistics_module_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    (rollout,) = load_text(spec(BUSINESS), "spec.rollout").rollouts()
+    (rollout,) = load_text(demo_spec(BUSINESS), "spec.rollout").rollouts()
     monkeypatch.setitem(sys.modules, "rolloutlang.checks.statistics", None)
     md = explain_rollout(rollout)
     assert section(md, "Power") == f"### Power\n\n{POWER_UNAVAILABLE}\n"
@@ -235,17 +183,17 @@ def test_power_unavailable_when_power_table_raises_import_error(monkeypatch: pyt
         raise ImportError("no scipy")
 
     monkeypatch.setattr(statistics, "power_table", broken)
-    (rollout,) = load_text(spec(BUSINESS), "spec.rollout").rollouts()
+    (rollout,) = load_text(demo_spec(BUSINESS), "spec.rollout").rollouts()
     assert POWER_UNAVAILABLE in section(explain_rollout(rollout), "Power")
 
 
 def test_power_without_traffic_says_why() -> None:
-    (rollout,) = load_text(spec(BUSINESS, traffic=""), "spec.rollout").rollouts()
+    (rollout,) = load_text(demo_spec(BUSINESS, traffic=""), "spec.rollout").rollouts()
     assert section(explain_rollout(rollout), "Power") == f"### Power\n\n{POWER_UNAVAILABLE}: no traffic model.\n"
 
 
 def test_findings_list_errors_with_help() -> None:
-    text = spec(CANARY.replace("5%   for 1h", "5%   for 0m"))
+    text = demo_spec(CANARY.replace("5%   for 1h", "5%   for 0m"))
     md = explain_program(load_text(text, "spec.rollout"))
     findings = section(md, "Findings")
     assert findings.startswith("### Findings\n\n1 error:\n\n- **error** `RL312` at `spec.rollout:11:10`: stage "
@@ -261,7 +209,7 @@ def test_findings_list_errors_with_help() -> None:
 ])
 def test_describe_gate(gate: str, text: str) -> None:
     body = CANARY + "  metric ctr: binary, baseline 4%\n  " + gate + "\n  on g fail: rollback\n"
-    (rollout,) = load_text(spec(body), "spec.rollout").rollouts()
+    (rollout,) = load_text(demo_spec(body), "spec.rollout").rollouts()
     g = rollout.gate("g")
     assert g is not None
     assert describe_gate(g) == text

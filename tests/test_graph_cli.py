@@ -12,51 +12,13 @@ from pathlib import Path
 import pydot
 import pytest
 
-from rolloutlang.cli import main
+from tests.helpers import D1, D2, RANKER_SPEC, run_cli
 
 # pydot's parser uses pyparsing names that newer pyparsing deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY_FILES = sorted((ROOT / "examples").glob("*.rollout"))
-D1 = "sha256:" + "1" * 64
-D2 = "sha256:" + "2" * 64
-
-# A pinned copy of examples/ranker-v2.rollout as first written: the example may evolve, these numbers may not.
-RANKER_SPEC = """\
-rollout ranker-v2 {
-  service   ranker
-  namespace recs
-  owner     "#recs-ml-oncall"
-  model stable    ranker 1.4.2 @ sha256:2a4d0b5ffc4ffa4bd7f13ef2c3e1b0c4b5bb6b4b2f19ab3e1e1c2d6f0c8b9a11
-  model candidate ranker 1.5.0 @ sha256:9ab04d1c7e5f3a2b8c6d4e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d
-  signature {
-    in  user_id: int64, item_ids: list<int64>, country: category
-    out scores: list<float32>
-  }
-  traffic  12000 rps, diurnal 30%
-  metrics  prometheus "http://prometheus.monitoring:9090"
-  metric ctr: binary, baseline 4.2%, labels lognormal(median 2h, p95 8h)
-
-  shadow 100% for 24h
-  canary {
-    1%   for 2h
-    5%   for 6h
-    25%  for 12h
-    50%  for 12h
-    100%
-  }
-
-  gate latency: p99 latency < 250ms        every 5m, fail after 2
-  gate errors:  error rate < 0.5%          every 5m, fail after 2
-  gate drift:   psi(scores) < 0.2          every 1h
-  gate ctr:     ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%
-
-  on latency, errors fail: rollback now
-  on ctr fail:             rollback
-  on drift fail:           pause, notify "#recs-ml-oncall"
-}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +30,8 @@ def ranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def graph(path: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> str:
-    code, out, err = run(["graph", "--format", fmt, str(path)], capsys)
+    code, out, err = run_cli(["graph", "--format", fmt, str(path)], capsys)
     assert code == 0, err
     return out
 
@@ -110,7 +62,7 @@ def test_dot_escapes_quotes_and_backslashes(ranker: Path, tmp_path: Path, capsys
     (tmp_path / ".rollout-root").write_text("")
     path = tmp_path / "digraph.rollout"
     path.write_text(RANKER_SPEC.replace("rollout ranker-v2", "rollout digraph"))
-    code, out, err = run(["graph", "--format", "dot", str(path)], capsys)
+    code, out, err = run_cli(["graph", "--format", "dot", str(path)], capsys)
     assert code == 0, err
     (dot,) = pydot.graph_from_dot_data(out)
     assert dot.get_name() == '"digraph"'
@@ -227,7 +179,7 @@ rollout bg {{
   on errors fail: rollback now
 }}
 """)
-    code, out, err = run(["graph", "--format", "json", str(path)], capsys)
+    code, out, err = run_cli(["graph", "--format", "json", str(path)], capsys)
     assert code == 0, err
     doc = json.loads(out)
     check_json(doc)
@@ -267,7 +219,7 @@ def test_graph_of_a_broken_file_prints_the_errors(tmp_path: Path, capsys: pytest
     (tmp_path / ".rollout-root").write_text("")
     path = tmp_path / "broken.rollout"
     path.write_text(RANKER_SPEC.replace("1%   for 2h", "1%   for 2"))
-    code, out, err = run(["graph", "--no-color", str(path)], capsys)
+    code, out, err = run_cli(["graph", "--no-color", str(path)], capsys)
     assert code == 1
     assert out == ""
     assert "RL201" in err

@@ -12,67 +12,18 @@ import pytest
 from rolloutlang import ir
 from rolloutlang.loader import load, load_text
 from rolloutlang.plan import PAUSED, PROMOTED, ROLLED_BACK, Plan, build_plan, duration_text, render_plan
+from tests.helpers import RANKER_SPEC, demo_spec, program_of
 
 ROOT = Path(__file__).resolve().parent.parent
-D1 = "sha256:" + "1" * 64
-D2 = "sha256:" + "2" * 64
-
-# A pinned copy of examples/ranker-v2.rollout as first written: the example may evolve, these numbers may not.
-RANKER_SPEC = """\
-rollout ranker-v2 {
-  service   ranker
-  namespace recs
-  owner     "#recs-ml-oncall"
-  model stable    ranker 1.4.2 @ sha256:2a4d0b5ffc4ffa4bd7f13ef2c3e1b0c4b5bb6b4b2f19ab3e1e1c2d6f0c8b9a11
-  model candidate ranker 1.5.0 @ sha256:9ab04d1c7e5f3a2b8c6d4e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d
-  signature {
-    in  user_id: int64, item_ids: list<int64>, country: category
-    out scores: list<float32>
-  }
-  traffic  12000 rps, diurnal 30%
-  metrics  prometheus "http://prometheus.monitoring:9090"
-  metric ctr: binary, baseline 4.2%, labels lognormal(median 2h, p95 8h)
-
-  shadow 100% for 24h
-  canary {
-    1%   for 2h
-    5%   for 6h
-    25%  for 12h
-    50%  for 12h
-    100%
-  }
-
-  gate latency: p99 latency < 250ms        every 5m, fail after 2
-  gate errors:  error rate < 0.5%          every 5m, fail after 2
-  gate drift:   psi(scores) < 0.2          every 1h
-  gate ctr:     ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%
-
-  on latency, errors fail: rollback now
-  on ctr fail:             rollback
-  on drift fail:           pause, notify "#recs-ml-oncall"
-}
-"""
 
 
 def spec(body: str, *, traffic: str = "traffic 100 rps") -> str:
-    return f"""
-rollout demo {{
-  service demo
-  namespace ml
-  model stable    scorer 1.0.0 @ {D1}
-  model candidate scorer 1.0.1 @ {D2}
-  signature {{ in x: float32  out score: float32 }}
-  {traffic}
-  metrics prometheus "http://prometheus:9090"
-{body}
-}}
-"""
+    """The demo spec, after the blank first line this file has always given it."""
+    return "\n" + demo_spec(body, traffic)
 
 
 def plan_of(body: str, **kw: str) -> Plan:
-    program = load_text(spec(body, **kw), "spec.rollout")
-    assert [d.message for d in program.diagnostics] == []
-    (rollout,) = program.rollouts()
+    (rollout,) = program_of(spec(body, **kw)).rollouts()
     return build_plan(rollout)
 
 

@@ -16,10 +16,9 @@ from rolloutlang.diagnostics import Diagnostic, error, warning
 from rolloutlang.loader import load_text
 from rolloutlang.sarif import artifact_uri, render_sarif, rule_titles, sarif_log
 from rolloutlang.source import Span
+from tests.helpers import D1, D2
 
 ROOT = Path(__file__).resolve().parent.parent
-D1 = "sha256:" + "1" * 64
-D2 = "sha256:" + "2" * 64
 
 # The part of the OASIS SARIF 2.1.0 schema (sarif-schema-2.1.0.json, draft-07) covering every object
 # render_sarif writes, trimmed to the properties we use; like the original, each object forbids
