@@ -787,8 +787,14 @@ def _solve_bound(state: _SubDensity | None, fraction: float, target: float) -> f
     def excess(b: float) -> float:
         return _cross_look(state, fraction, 0.0, -math.inf, b)[0] - target
 
-    # P(no earlier stop, Z_k >= b) <= P(Z_k >= b), so the root is below z_{1-target}.
+    # P(no earlier stop, Z_k >= b) <= P(Z_k >= b), so the root is below z_{1-target}; for targets near
+    # _MIN_SPEND the integration error can exceed the target there, so widen the bracket, and spend
+    # nothing at this look if even that cannot separate them.
     hi = normal_quantile(1.0 - target) + 1e-6
+    while excess(hi) > 0.0:
+        if hi > _Z_RANGE * 4:
+            return math.inf
+        hi += 1.0
     return _root(excess, -10.0, hi, xtol=1e-11)
 
 

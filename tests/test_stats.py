@@ -535,3 +535,14 @@ def test_solve_for_power_is_smallest(rate: float, target: float) -> None:
         assert x is not None
         assert curve(x) >= target
         assert curve(x * (1 - 1e-5)) < target
+
+
+def test_spending_bound_at_a_look_that_spends_almost_nothing() -> None:
+    # Found by the property above: at t = 0.0909 O'Brien-Fleming spends ~1e-13, where the integration
+    # error exceeds the target; that look must spend nothing (bound +inf), not fail to bracket the root.
+    f = list(np.cumsum([0.05, 0.05000001, 1.0]) / 1.10000001)
+    b = rs.spending_bounds(f, 0.025, "obrien-fleming")
+    assert math.isinf(b[0])
+    assert np.isfinite(b[-1])
+    cum = np.cumsum(rs.crossing_probabilities(b, f).upper)
+    assert cum[-1] == pytest.approx(0.025, abs=1e-9)
