@@ -557,6 +557,21 @@ def _previous_token_end(text: str, offset: int) -> tuple[int, str] | None:
     return None
 
 
+
+def _unclosed(src: SourceFile, block: _Block, word: str, line_no: int, starts: str,
+              notes: tuple[str, ...] = ()) -> Diagnostic:
+    """RL016: a `{` left open, reported once at the brace, when `word` shows the block must have ended."""
+    open_line = src.position(block.open)[0]
+    return error(
+        "RL016",
+        f"`{block.head}` block is not closed",
+        src.span(block.open, block.open + 1),
+        label="this `{` has no matching `}`",
+        help=f"add `}}` before line {line_no} (`{_shown(src.line_text(line_no).strip())}`)",
+        notes=(f"`{word}` at line {line_no} starts {starts}, but the block opened at line {open_line} is still open",
+               *notes),
+    )
+
 def _misplaced_statement(
     word: str, line_start: int, offset: int, src: SourceFile, text: str
 ) -> tuple[Diagnostic, int, _Recovery | None] | None:
@@ -601,19 +616,10 @@ def _misplaced_statement(
     if word in TOP_LEVEL_KEYWORDS:
         # `rollout`, `gates` and `import` stand only at the top: every block
         # still open here lacks its `}`.
-        open_line = src.position(inner.open)[0]
         others = tuple(f"`{b.head}` (line {src.position(b.open)[0]}) is not closed either"
                        for b in reversed(braces.open[:-1]))
         return (
-            error(
-                "RL016",
-                f"`{inner.head}` block is not closed",
-                src.span(inner.open, inner.open + 1),
-                label="this `{` has no matching `}`",
-                help=f"add `}}` before line {line_no} (`{_shown(src.line_text(line_no).strip())}`)",
-                notes=(f"`{word}` at line {line_no} starts a new top-level block, but the block "
-                       f"opened at line {open_line} is still open", *others),
-            ),
+            _unclosed(src, inner, word, line_no, "a new top-level block", others),
             offset,
             _close_before(text, line_start, kw_at, len(braces.open)),
         )
@@ -633,17 +639,8 @@ def _misplaced_statement(
             )
         return None
     if _indent_at(text, line_start) <= inner.indent:
-        open_line = src.position(inner.open)[0]
         return (
-            error(
-                "RL016",
-                f"`{inner.head}` block is not closed",
-                src.span(inner.open, inner.open + 1),
-                label="this `{` has no matching `}`",
-                help=f"add `}}` before line {line_no} (`{_shown(src.line_text(line_no).strip())}`)",
-                notes=(f"`{word}` at line {line_no} starts a new statement, but the block "
-                       f"opened at line {open_line} is still open",),
-            ),
+            _unclosed(src, inner, word, line_no, "a new statement"),
             offset,
             _close_before(text, line_start, kw_at, 1),
         )
