@@ -137,7 +137,7 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, root: 
         diagnostics.extend(program.diagnostics)
         io_error = io_error or program.io_error
         if program.main is not None and not program.has_errors:
-            diagnostics.extend(_run_checks(program))
+            diagnostics.extend(_with_ir_paths(program.main, _run_checks(program)))
             if dump_ir:
                 dumps.append(program.main.model_dump_json(indent=2))
     if strict:
@@ -154,6 +154,18 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, root: 
         sys.exit(EXIT_USAGE)
     if any(d.severity is Severity.ERROR for d in diagnostics):
         sys.exit(EXIT_FINDINGS)
+
+
+def _with_ir_paths(file_ir: Any, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Give each finding its logical IR path (`rollouts[0].gates[2]`) for the JSON and SARIF outputs."""
+    import dataclasses
+
+    from rolloutlang.irpath import ir_path
+
+    return [
+        dataclasses.replace(d, path=ir_path(file_ir, d.span)) if d.span is not None and not d.path else d
+        for d in diagnostics
+    ]
 
 
 def _run_checks(program: Any) -> list[Diagnostic]:

@@ -85,12 +85,15 @@ def sarif_log(diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
             "message": {"text": _text(d)},
         }
         if d.span is not None:
-            result["locations"] = [{
+            location: dict[str, Any] = {
                 "physicalLocation": {
                     "artifactLocation": {"uri": artifact_uri(d.span.file)},
                     "region": _region(d.span),
                 },
-            }]
+            }
+            if d.path:  # the IR path, e.g. rollouts[0].strategy.stages[1]
+                location["logicalLocations"] = [{"fullyQualifiedName": d.path, "kind": "element"}]
+            result["locations"] = [location]
         results.append(result)
     return {
         "$schema": SARIF_SCHEMA,

@@ -80,7 +80,16 @@ SARIF_SUBSET: dict[str, Any] = {
         },
         "location": {
             "type": "object", "additionalProperties": False,
-            "properties": {"physicalLocation": {"$ref": "#/definitions/physicalLocation"}},
+            "properties": {
+                "physicalLocation": {"$ref": "#/definitions/physicalLocation"},
+                "logicalLocations": {"type": "array", "items": {"$ref": "#/definitions/logicalLocation"}},
+            },
+        },
+        "logicalLocation": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"name": _STR, "fullyQualifiedName": _STR, "decoratedName": _STR, "kind": _STR,
+                           "index": {"type": "integer", "minimum": -1},
+                           "parentIndex": {"type": "integer", "minimum": -1}},
         },
         "physicalLocation": {
             "type": "object", "additionalProperties": False,

@@ -1,0 +1,52 @@
+"""Findings carry a logical IR path that survives reformatting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rolloutlang.cli import main
+from rolloutlang.irpath import ir_path
+from rolloutlang.loader import load_text
+from rolloutlang.source import Span
+
+SPEC = """rollout r {
+  service s
+  model stable m 1.0.0 @ sha256:1111111111111111111111111111111111111111111111111111111111111111
+  model candidate m 1.1.0 @ latest
+  signature { in a: int64  out b: float32 }
+  canary {
+    5% for 1h
+    2% for 1h
+    100%
+  }
+  gate e: error rate < 1% every 1m
+  on e fail: rollback now
+}
+"""
+
+
+def test_paths_name_the_deepest_node() -> None:
+    program = load_text(SPEC, "spec.rollout")
+    assert program.main is not None
+    file_ir = program.main
+    stage = file_ir.rollouts[0].strategy
+    assert stage is not None
+    at = Span(file="spec.rollout", line=8, col=5, end_line=8, end_col=7)
+    assert ir_path(file_ir, at) == "rollouts[0].strategy.stages[1]"
+    pin = Span(file="spec.rollout", line=4, col=29, end_line=4, end_col=35)
+    assert ir_path(file_ir, pin) == "rollouts[0].models[1].pin"
+    assert ir_path(file_ir, Span(file="other.rollout", line=1, col=1, end_line=1, end_col=2)) == ""
+
+
+def test_check_json_carries_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.rollout"
+    spec.write_text(SPEC)
+    with pytest.raises(SystemExit):
+        main(["check", "--format", "json", "--root", str(tmp_path), str(spec)])
+    found = {d["code"]: d.get("path") for d in json.loads(capsys.readouterr().out)["diagnostics"]}
+    assert found["RL402"] == "rollouts[0].models[1].pin"
+    assert found["RL310"] == "rollouts[0].strategy.stages[1]"
+    assert found["RL510"] == "rollouts[0].gates[0]"
