@@ -50,3 +50,15 @@ def test_check_json_carries_paths(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert found["RL402"] == "rollouts[0].models[1].pin"
     assert found["RL310"] == "rollouts[0].strategy.stages[1]"
     assert found["RL510"] == "rollouts[0].gates[0]"
+
+
+def test_sarif_names_the_logical_location(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.rollout"
+    spec.write_text(SPEC)
+    with pytest.raises(SystemExit):
+        main(["check", "--format", "sarif", "--root", str(tmp_path), str(spec)])
+    results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    pin = next(r for r in results if r["ruleId"] == "RL402")
+    assert pin["locations"][0]["logicalLocations"] == [
+        {"fullyQualifiedName": "rollouts[0].models[1].pin", "kind": "element"}
+    ]
