@@ -150,6 +150,8 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, root: 
         for text in dumps:
             click.echo(text)
     _emit(diagnostics, sources, fmt, _colour(color))
+    if fmt == "text" and not diagnostics:
+        click.echo(f"no problems in {len(files)} file{'s' if len(files) != 1 else ''}", err=True)
     if io_error:
         sys.exit(EXIT_USAGE)
     if any(d.severity is Severity.ERROR for d in diagnostics):

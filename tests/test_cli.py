@@ -392,3 +392,9 @@ def test_check_on_the_ranker_imports_no_simpy() -> None:
     code, checked, heavy = _probe(RANKER, ROOT)
     assert code == 0 and checked
     assert "simpy" not in heavy
+
+
+def test_a_clean_check_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    # A newcomer running the README's first command sees that something happened.
+    code, out, err = run_cli(["check", "--root", str(ROOT), str(ROOT / "examples" / "ranker-v2.rollout")], capsys)
+    assert (code, out, err) == (0, "", "no problems in 1 file\n")
