@@ -103,10 +103,29 @@ def _parser(strict: bool = False):  # type: ignore[no-untyped-def]
         maybe_placeholders=False,
         strict=strict,
         # Building the LALR tables takes ~1 s (lark checks terminal collisions
-        # with interegular when it is installed); lark caches the built parser
-        # in the temp folder, keyed by the grammar's hash and lark's version.
-        cache=not strict,
+        # with interegular when it is installed), so the built parser is cached
+        # in the user's own cache folder (lark's default, the shared temp
+        # folder, would load a pickle another user could have planted).
+        cache=False if strict else _cache_file(),
     )
+
+
+def _cache_file() -> str | bool:
+    """Where the built parser is cached, or False when there is no private folder for it."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(base) / "rolloutlang"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
+            return False
+    except OSError:
+        return False
+    digest = hashlib.sha256(grammar_text().encode("utf-8")).hexdigest()[:16]
+    return str(folder / f"grammar-{digest}.lark-cache")
 
 
 def build_parser_strict() -> None:

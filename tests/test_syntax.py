@@ -243,3 +243,16 @@ def test_long_tokens_are_shortened_in_messages() -> None:
     result = parsed("rollout r {\n  " + "x" * 500 + " 3\n}\n")
     (diagnostic,) = result.diagnostics
     assert len(diagnostic.message) < 80 and "..." in diagnostic.message
+
+
+def test_parser_cache_lives_in_a_private_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rolloutlang.syntax import _cache_file
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = _cache_file()
+    assert isinstance(path, str) and path.startswith(str(tmp_path / "cache" / "rolloutlang"))
+    assert (tmp_path / "cache" / "rolloutlang").stat().st_mode & 0o077 == 0
+    # No private folder to be had: build without a cache rather than fall back to a shared one.
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    assert _cache_file() is False
