@@ -11,9 +11,11 @@ The output depends only on the input: no times, no set order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rolloutlang import ir
+from rolloutlang.checks import CheckContext, check_rollout
+from rolloutlang.checks.statistics import PowerRow, context_power_table, power_table
 from rolloutlang.diagnostics import Diagnostic, Severity
 from rolloutlang.plan import Phase, Plan, build_plan, duration_text
 
@@ -28,11 +30,16 @@ def explain_program(program: Program) -> str:
     rollouts = program.rollouts()
     if program.main is None or not rollouts:
         return "No rollout to explain.\n"
-    findings = _findings(program)
+    # One check context per rollout: the checks' findings, and the plan and power table they judged.
+    contexts = [CheckContext(rollout=rollout, program=program) for rollout in rollouts]
+    findings = list(program.diagnostics)
+    if not program.has_errors:
+        findings += [d for ctx in contexts for d in check_rollout(ctx)]
+    findings.sort(key=lambda d: d.sort_key())
     parts = []
-    for rollout in rollouts:
+    for rollout, ctx in zip(rollouts, contexts, strict=True):
         mine = [d for d in findings if d.span is None or _within(d, rollout)] if len(rollouts) > 1 else findings
-        parts.append(explain_rollout(rollout, mine))
+        parts.append(explain_rollout(rollout, mine, ctx))
     return "\n".join(parts)
 
 
@@ -44,18 +51,14 @@ def _within(d: Diagnostic, rollout: ir.Rollout) -> bool:
     return rollout.span.line <= span.line <= rollout.span.end_line
 
 
-def _findings(program: Program) -> list[Diagnostic]:
-    diagnostics = list(program.diagnostics)
-    if not program.has_errors:
-        from rolloutlang.checks import run_checks
+def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = (),
+                    context: CheckContext | None = None) -> str:
+    """The markdown for one rollout; ``findings`` are listed at the end.
 
-        diagnostics.extend(run_checks(program))
-    return sorted(diagnostics, key=lambda d: d.sort_key())
-
-
-def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = ()) -> str:
-    """The markdown for one rollout; ``findings`` are listed at the end."""
-    plan = build_plan(rollout)
+    With the ``context`` the checks ran in, its plan and power table are reused.
+    """
+    plan = context.plan if context is not None else build_plan(rollout)
+    rows = context_power_table(context) if context is not None else power_table(rollout, plan)
     lines: list[str] = [_title(rollout), ""]
     lines.extend(_summary(rollout, plan))
     lines.append("")
@@ -63,7 +66,7 @@ def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = ()) ->
     lines.append("")
     lines.extend(_gates(rollout, plan))
     lines.append("")
-    lines.extend(_power(rollout, plan))
+    lines.extend(_power(rollout, rows))
     lines.append("")
     lines.extend(_findings_section(findings))
     return "\n".join(lines) + "\n"
@@ -307,60 +310,37 @@ def _gates(rollout: ir.Rollout, plan: Plan) -> list[str]:
 # -- power ---------------------------------------------------------------------------------------
 
 
-def _power_rows(rollout: ir.Rollout, plan: Plan) -> list[Any] | str:
-    try:
-        from rolloutlang.checks.statistics import power_table
-    except ImportError:
-        return POWER_UNAVAILABLE
-    try:
-        rows = power_table(rollout, plan)
-    except ImportError:
-        return POWER_UNAVAILABLE
-    if isinstance(rows, str):
-        return rows
-    return list(rows)
-
-
-def _power(rollout: ir.Rollout, plan: Plan) -> list[str]:
+def _power(rollout: ir.Rollout, rows: Sequence[PowerRow]) -> list[str]:
     business = [g for g in rollout.gates if isinstance(g, ir.BusinessGate)]
     lines = ["### Power", ""]
     if not business:
         lines.append("No business gate: nothing to size.")
         return lines
-    rows = _power_rows(rollout, plan)
-    if isinstance(rows, str):
-        lines.append(rows.rstrip("\n") if rows else POWER_UNAVAILABLE)
-        return lines
     if not rows:
         why = "no traffic model" if rollout.traffic is None else "no look with a fixed time"
         lines.append(f"{POWER_UNAVAILABLE}: {why}.")
         return lines
-    try:
-        table = _power_table(rows)
-    except (AttributeError, TypeError, ValueError):
-        lines.append(POWER_UNAVAILABLE)
-        return lines
-    lines.extend(table)
+    lines.extend(_power_table(rows))
     return lines
 
 
-def _power_table(rows: Sequence[Any]) -> list[str]:
+def _power_table(rows: Sequence[PowerRow]) -> list[str]:
     # Keep the last look of each stage: a gate that looks every hour would fill the comment.
-    kept: dict[tuple[str, str], Any] = {}
+    kept: dict[tuple[str, str], PowerRow] = {}
     total: dict[str, int] = {}
     for row in rows:
-        kept[(str(row.gate), str(row.stage))] = row
-        total[str(row.gate)] = total.get(str(row.gate), 0) + 1
+        kept[(row.gate, row.stage)] = row
+        total[row.gate] = total.get(row.gate, 0) + 1
     lines = ["| gate | look | stage | time | labelled (stable / candidate) | information | fixed-horizon power "
              "| detected by here |",
              "|---|---|---|---|--:|--:|--:|--:|"]
     for row in kept.values():
-        n_c, n_t = float(row.n_control_labelled), float(row.n_candidate_labelled)
+        n_c, n_t = row.n_control_labelled, row.n_candidate_labelled
         sequential = row.sequential_power
-        lines.append(f"| `{row.gate}` | {_cell(str(row.look))} | `{row.stage}` | {duration_text(float(row.time_s))} | "
-                     f"{_count(n_c)} / {_count(n_t)} | {float(row.information_fraction):.2f} | "
-                     f"{_share(100.0 * float(row.power))} | "
-                     f"{'–' if sequential is None else _share(100.0 * float(sequential))} |")
+        lines.append(f"| `{row.gate}` | {_cell(row.look)} | `{row.stage}` | {duration_text(row.time_s)} | "
+                     f"{_count(n_c)} / {_count(n_t)} | {row.information_fraction:.2f} | "
+                     f"{_share(100.0 * row.power)} | "
+                     f"{'–' if sequential is None else _share(100.0 * sequential)} |")
     thinned = [g for g, n in total.items() if n > sum(1 for k in kept if k[0] == g)]
     lines.append("")
     note = ("Fixed-horizon power: the chance that one test on the labels arrived by that look detects the gate's "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -169,22 +168,26 @@ BUSINESS = CANARY.replace("mpr: 50% until approved", "mpr: 50% for 2h") + """
 """
 
 
-def test_power_unavailable_when_the_statistics_module_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    (rollout,) = load_text(demo_spec(BUSINESS), "spec.rollout").rollouts()
-    monkeypatch.setitem(sys.modules, "rolloutlang.checks.statistics", None)
-    md = explain_rollout(rollout)
-    assert section(md, "Power") == f"### Power\n\n{POWER_UNAVAILABLE}\n"
-
-
-def test_power_unavailable_when_power_table_raises_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explain_reuses_the_checks_plan_and_power(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `rollout explain` shows the plan and power figures the checks judged, computed once.
+    from rolloutlang import plan as plan_module
     from rolloutlang.checks import statistics
 
-    def broken(*args: object, **kw: object) -> object:
-        raise ImportError("no scipy")
+    calls: list[str] = []
+    real_power_table, real_build_plan = statistics.power_table, plan_module.build_plan
 
-    monkeypatch.setattr(statistics, "power_table", broken)
-    (rollout,) = load_text(demo_spec(BUSINESS), "spec.rollout").rollouts()
-    assert POWER_UNAVAILABLE in section(explain_rollout(rollout), "Power")
+    def counting_power(*args: object, **kw: object) -> object:
+        calls.append("power")
+        return real_power_table(*args, **kw)  # type: ignore[arg-type]
+
+    def counting_plan(*args: object, **kw: object) -> object:
+        calls.append("plan")
+        return real_build_plan(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(statistics, "power_table", counting_power)
+    monkeypatch.setattr("rolloutlang.plan.build_plan", counting_plan)
+    explain_program(load_text(demo_spec(BUSINESS), "spec.rollout"))
+    assert calls.count("power") == 1 and calls.count("plan") == 1
 
 
 def test_power_without_traffic_says_why() -> None:

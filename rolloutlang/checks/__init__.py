@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rolloutlang import ir
 from rolloutlang.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
     from rolloutlang.loader import Program
+    from rolloutlang.plan import Plan
 
 # Modules holding passes, in the order their findings read best.
 PASS_MODULES: tuple[str, ...] = (
@@ -32,21 +33,33 @@ PASS_MODULES: tuple[str, ...] = (
 )
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class CheckContext:
-    """What a pass may read: the resolved rollout, the program, and a lazily built plan."""
+    """What a pass may read: the resolved rollout, the program, and what passes derive once and share.
+
+    `rollout explain` keeps the context after the checks ran, so it shows the
+    same plan and power figures the checks judged, without computing them again.
+    """
 
     rollout: ir.Rollout
     program: Program
     _cache: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def plan(self) -> Any:
-        if "plan" not in self._cache:
-            from rolloutlang.plan import build_plan
+    def cached(self, key: str, build: Callable[[], T]) -> T:
+        """``build()`` the first time ``key`` is asked for, the same value after."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        value: T = self._cache[key]
+        return value
 
-            self._cache["plan"] = build_plan(self.rollout)
-        return self._cache["plan"]
+    @property
+    def plan(self) -> Plan:
+        from rolloutlang.plan import build_plan
+
+        return self.cached("plan", lambda: build_plan(self.rollout))
 
 
 PassFn = Callable[[CheckContext], Iterable[Diagnostic]]
@@ -69,12 +82,11 @@ def passes() -> list[tuple[str, PassFn]]:
     return list(_PASSES)
 
 
+def check_rollout(ctx: CheckContext) -> list[Diagnostic]:
+    """Run every pass over one rollout."""
+    return [d for _name, fn in passes() for d in fn(ctx)]
+
+
 def run_checks(program: Program) -> list[Diagnostic]:
     """Run every pass over every rollout of the program's entry file."""
-    out: list[Diagnostic] = []
-    registered = passes()
-    for rollout in program.rollouts():
-        ctx = CheckContext(rollout=rollout, program=program)
-        for _name, fn in registered:
-            out.extend(fn(ctx))
-    return out
+    return [d for rollout in program.rollouts() for d in check_rollout(CheckContext(rollout=rollout, program=program))]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from typing import cast
 
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
@@ -60,7 +59,7 @@ def check_policy(ctx: CheckContext) -> Iterable[Diagnostic]:
     out: list[Diagnostic] = []
     if rollout.strategy is None:
         return out  # RL319: nothing to measure
-    plan = cast(Plan, ctx.plan)
+    plan = ctx.plan
     for budget in rollout.budgets:
         if budget.kind == "exposure":
             out.extend(_exposure_budget(plan, budget))

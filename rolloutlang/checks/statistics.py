@@ -364,6 +364,11 @@ def sequential_detection(gate: ir.BusinessGate, rows: Sequence[PowerRow]) -> lis
     return out
 
 
+def context_power_table(ctx: CheckContext) -> list[PowerRow]:
+    """The rollout's power table, computed once per check context."""
+    return ctx.cached("power_table", lambda: power_table(ctx.rollout, ctx.plan))
+
+
 def power_table(rollout: ir.Rollout, plan: Plan | None = None) -> list[PowerRow]:
     """Power of every business gate at every look, in gate order then time order.
 
@@ -469,7 +474,8 @@ def check_statistics(ctx: CheckContext) -> Iterable[Diagnostic]:
             continue
         out.extend(_label_delay(gate, metric, active))
         if rollout.traffic is not None:
-            out.extend(_power(rollout, gate, metric, active))
+            rows = [r for r in context_power_table(ctx) if r.gate == gate.name]
+            out.extend(_power(rollout, gate, metric, active, rows))
     return out
 
 
@@ -530,12 +536,11 @@ def _label_delay(gate: ir.BusinessGate, metric: ir.LabelMetric,
 
 
 def _power(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric,
-           active: Sequence[StageWindow]) -> Iterator[Diagnostic]:
+           active: Sequence[StageWindow], rows: Sequence[PowerRow]) -> Iterator[Diagnostic]:
     from rolloutlang import stats
 
     if not active or not all(w.timed for w in active):
         return  # an `until approved` or `hold` stage can run as long as it takes
-    rows = gate_power_rows(rollout, gate, active)
     if not rows:
         return
     final = rows[-1]

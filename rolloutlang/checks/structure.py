@@ -10,7 +10,6 @@ back from every phase that sends the candidate live traffic.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import cast
 
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
@@ -81,7 +80,7 @@ def check_structure(ctx: CheckContext) -> Iterable[Diagnostic]:
                      "`blue-green { preview for 2h, promote manual }`",
             ))
     if strategy is not None:
-        out.extend(_ways_back(ctx, cast(Plan, ctx.plan)))
+        out.extend(_ways_back(ctx, ctx.plan))
     return out
 
 
