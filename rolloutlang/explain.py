@@ -17,7 +17,8 @@ from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_rollout
 from rolloutlang.checks.statistics import PowerRow, context_power_table, power_table
 from rolloutlang.diagnostics import Diagnostic, Severity
-from rolloutlang.plan import Phase, Plan, build_plan, duration_text
+from rolloutlang.plan import Phase, Plan, build_plan
+from rolloutlang.units import duration_text, format_percent
 
 if TYPE_CHECKING:
     from rolloutlang.loader import Program
@@ -206,10 +207,6 @@ def _phases(plan: Plan) -> list[str]:
 # -- gates ---------------------------------------------------------------------------------------
 
 
-def _pct_value(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
-
-
 def describe_gate(gate: ir.SloGate | ir.DriftGate | ir.BusinessGate) -> str:
     """The gate's condition and options, written back in the language's own words."""
     opts: list[str] = []
@@ -219,7 +216,7 @@ def describe_gate(gate: ir.SloGate | ir.DriftGate | ir.BusinessGate) -> str:
         elif gate.signal == "query":
             cond = f"query {gate.query} {gate.op} {gate.threshold:g}"
         else:
-            cond = f"{gate.signal.replace('_', ' ')} {gate.op} {_pct_value(gate.threshold)}"
+            cond = f"{gate.signal.replace('_', ' ')} {gate.op} {format_percent(gate.threshold * 100)}"
         opts.append(f"every {duration_text(gate.interval_s)}")
         if gate.failure_limit > 1:
             opts.append(f"fail after {gate.failure_limit}")
@@ -234,11 +231,11 @@ def describe_gate(gate: ir.SloGate | ir.DriftGate | ir.BusinessGate) -> str:
             opts.append(f"fail after {gate.failure_limit}")
         opts.append(f"vs {gate.reference}")
     else:
-        change = _pct_value(gate.threshold) if gate.relative else f"{gate.threshold:g}"
+        change = format_percent(gate.threshold * 100) if gate.relative else f"{gate.threshold:g}"
         cond = f"{gate.metric} change {gate.op} {change} {'relative' if gate.relative else 'absolute'}"
         test = {"group-sequential": f"sequential {gate.spending}" if gate.spending else "sequential",
                 "fixed": "fixed horizon", "msprt": "msprt", "bayesian": "bayesian"}[gate.test]
-        opts.extend([test, f"alpha {_pct_value(gate.alpha)}", f"power {_pct_value(gate.power)}"])
+        opts.extend([test, f"alpha {format_percent(gate.alpha * 100)}", f"power {format_percent(gate.power * 100)}"])
         if gate.interval_s is not None:
             opts.append(f"every {duration_text(gate.interval_s)}")
     if gate.from_stage is not None:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rolloutlang import ir
 from rolloutlang.diagnostics import one_of
 from rolloutlang.source import Span
-from rolloutlang.units import format_duration, human_duration
+from rolloutlang.units import duration_text, format_percent
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -147,13 +147,13 @@ class Phase:
     def description(self) -> str:
         """What happens in the phase: `1% for 2h`, `mirror 100% for 24h`, `50% hold`, `until approved`."""
         if self.kind == "shadow":
-            text = f"mirror {_pct(self.shadow_percent)}"
+            text = f"mirror {format_percent(self.shadow_percent)}"
         elif self.kind == "preview":
             text = "preview"
         elif self.kind == "rolling":
             text = "rolling update to 100%"
         else:
-            text = _pct(self.weight_percent)
+            text = format_percent(self.weight_percent)
         if self.duration_s is not None and (self.duration_s > 0 or self.kind not in ("canary", "rolling")):
             text += f" for {duration_text(self.duration_s)}"
         if self.hold:
@@ -163,7 +163,7 @@ class Phase:
         elif self.open_ended and self.kind == "canary":
             text += " (no duration)"
         if self.kind != "shadow" and self.shadow_percent > 0:
-            text += f", mirror {_pct(self.shadow_percent)}"
+            text += f", mirror {format_percent(self.shadow_percent)}"
         return text
 
     @property
@@ -368,25 +368,6 @@ class Plan:
                 t += ph.length_s
         segments.append((t, math.inf, 1.0))
         return RollbackBound(gate or "", None, None, None, tuple(segments))
-
-
-def _pct(value: float) -> str:
-    return f"{value:g}%"
-
-
-def duration_text(seconds: float) -> str:
-    """A duration as people write it in specs: `24h`, `90m`, `7d`, `1d 6h`, `45s`."""
-    if seconds == 0:
-        return "0s"
-    if seconds > 0 and seconds % 86400 == 0 and seconds >= 2 * 86400:
-        return f"{seconds / 86400:g}d"
-    if seconds > 0 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds > 0 and seconds % 60 == 0 and seconds < 3 * 3600:
-        return f"{seconds / 60:g}m"
-    if seconds >= 3 * 3600:
-        return human_duration(seconds)
-    return format_duration(seconds)
 
 
 # -- building ------------------------------------------------------------------------------------

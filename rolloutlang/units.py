@@ -157,5 +157,30 @@ def human_duration(seconds: float) -> str:
     return f"{_fmt(round(seconds, 3))}s"
 
 
+def duration_text(seconds: float) -> str:
+    """A duration as people write it in specs: `24h`, `90m`, `7d`, `1d 6h`, `45s`."""
+    if seconds == 0:
+        return "0s"
+    if seconds > 0 and seconds % 86400 == 0 and seconds >= 2 * 86400:
+        return f"{seconds / 86400:g}d"
+    if seconds > 0 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds > 0 and seconds % 60 == 0 and seconds < 3 * 3600:
+        return f"{seconds / 60:g}m"
+    if seconds >= 3 * 3600:
+        return human_duration(seconds)
+    return format_duration(seconds)
+
+
+def format_percent(value: float) -> str:
+    """A share already in percent, as written in specs: 5 -> `5%`, 0.5 -> `0.5%`."""
+    return f"{value:g}%"
+
+
+def format_count(n: float) -> str:
+    """A count of requests or labels: `1,234,567`."""
+    return f"{round(n):,}"
+
+
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"

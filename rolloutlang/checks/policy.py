@@ -31,8 +31,9 @@ from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.checks.references import gate_site
 from rolloutlang.checks.structure import keyword_span, phase_noun
 from rolloutlang.diagnostics import Diagnostic, error, warning
-from rolloutlang.plan import Phase, Plan, RollbackBound, duration_text, gate_list
+from rolloutlang.plan import Phase, Plan, RollbackBound, gate_list
 from rolloutlang.source import Span
+from rolloutlang.units import duration_text, format_count
 
 RULES: dict[str, str] = {
     "RL600": "worst-case exposure over budget",
@@ -47,10 +48,6 @@ RULES: dict[str, str] = {
 
 def _pct(x: float) -> str:
     return f"{x:.3g}%"
-
-
-def _count(n: float) -> str:
-    return f"{n:,.0f}"
 
 
 @check_pass("policy")
@@ -126,8 +123,8 @@ def _exposure_budget(plan: Plan, budget: ir.Budget) -> Iterator[Diagnostic]:
         weighted, bound = worst_case_weighted_s(plan, before)
         requests = weighted * plan.rate_rps
         over = requests > budget.max_requests
-        amount = "unbounded requests" if math.isinf(requests) else f"{_count(requests)} requests"
-        cap = _count(budget.max_requests)
+        amount = "unbounded requests" if math.isinf(requests) else f"{format_count(requests)} requests"
+        cap = format_count(budget.max_requests)
     else:
         return
     if not over:

@@ -52,7 +52,8 @@ from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.checks.references import gate_site
 from rolloutlang.diagnostics import Diagnostic, error, warning
 from rolloutlang.source import Span
-from rolloutlang.units import format_duration, human_duration
+from rolloutlang.units import duration_text, format_duration, human_duration
+from rolloutlang.units import format_count as _count
 
 if TYPE_CHECKING:
     from rolloutlang import stats
@@ -136,13 +137,8 @@ def describe_delay(delay: ir.LabelDelay) -> str:
     if delay.distribution == "exponential" and delay.mean_s is not None:
         return f"exponential(mean {format_duration(delay.mean_s)})"
     if delay.distribution == "lognormal" and delay.median_s is not None and delay.p95_s is not None:
-        return f"lognormal(median {_duration(delay.median_s)}, p95 {_duration(delay.p95_s)})"
+        return f"lognormal(median {duration_text(delay.median_s)}, p95 {duration_text(delay.p95_s)})"
     return "immediate"
-
-
-def _duration(seconds: float) -> str:
-    exact = format_duration(seconds)
-    return exact if len(exact) <= 6 else human_duration(seconds)
 
 
 def _lengths(old_s: float, new_s: float) -> tuple[str, str]:
@@ -424,10 +420,6 @@ def _pct(x: float) -> str:
     return text + "%"
 
 
-def _count(x: float) -> str:
-    return f"{round(x):,}"
-
-
 def _rounded_up(seconds: float) -> float:
     """A stage length to write: whole hours from 2h, else whole minutes.
 
@@ -521,7 +513,7 @@ def _label_delay(gate: ir.BusinessGate, metric: ir.LabelMetric,
             return available(length * stretch)
 
         stretch = stats.solve_for_power(share, LABEL_FRACTION_FLOOR, 1.0, 1e6)
-        fixes = [f"make `{w.name}` last at least {_duration(_rounded_up(duration * stretch))}"] if stretch else []
+        fixes = [f"make `{w.name}` last at least {duration_text(_rounded_up(duration * stretch))}"] if stretch else []
         fixes.append(f"start the gate at a later stage (`gate {gate.name}: ..., from STAGE`)")
         notes = [f"`{metric.name}` labels arrive {describe_delay(metric.delay)} after the request"]
         if matured:
@@ -529,7 +521,7 @@ def _label_delay(gate: ir.BusinessGate, metric: ir.LabelMetric,
                          f"({human_duration(maturity_s)})")
         what = "matured" if matured else "arrived"
         yield warning(
-            "RL501", f"gate `{gate.name}` is judged at the end of stage `{w.name}` ({_duration(duration)}) when "
+            "RL501", f"gate `{gate.name}` is judged at the end of stage `{w.name}` ({duration_text(duration)}) when "
             f"only {_pct(fraction)} of that stage's `{metric.name}` labels have {what}", w.span,
             label=f"{_pct(fraction)} of labels by its end", notes=tuple(notes), help=", or ".join(fixes),
         )

@@ -15,8 +15,10 @@ from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.checks.references import gate_site
 from rolloutlang.diagnostics import Diagnostic, error, warning
-from rolloutlang.plan import ROLLED_BACK, Phase, Plan, duration_text, gate_list
+from rolloutlang.plan import ROLLED_BACK, Phase, Plan, gate_list
 from rolloutlang.source import Span
+from rolloutlang.units import duration_text
+from rolloutlang.units import format_percent as _pct
 
 # One line per code, for docs and SARIF rule descriptions.
 RULES: dict[str, str] = {
@@ -46,10 +48,6 @@ def keyword_span(span: Span, kind: str) -> Span:
 
 def phase_noun(phase: Phase) -> str:
     return "stage" if phase.kind == "canary" else "phase"
-
-
-def _pct(x: float) -> str:
-    return f"{x:g}%"
 
 
 @check_pass("structure")
