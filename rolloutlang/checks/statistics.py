@@ -514,7 +514,10 @@ def _label_delay(gate: ir.BusinessGate, metric: ir.LabelMetric,
 
         stretch = stats.solve_for_power(share, LABEL_FRACTION_FLOOR, 1.0, 1e6)
         fixes = [f"make `{w.name}` last at least {duration_text(_rounded_up(duration * stretch))}"] if stretch else []
-        fixes.append(f"start the gate at a later stage (`gate {gate.name}: ..., from STAGE`)")
+        later = next((x.name for x in active[active.index(w) + 1:]
+                      if x.written_s and available(x.written_s) >= LABEL_FRACTION_FLOOR), None)
+        if later is not None:
+            fixes.append(f"start the gate where its labels can arrive (`gate {gate.name}: ..., from {later}`)")
         notes = [f"`{metric.name}` labels arrive {describe_delay(metric.delay)} after the request"]
         if matured:
             notes.append(f"`analysis matured` uses only requests older than the delay's 95th percentile "
@@ -563,14 +566,14 @@ def _power(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric,
             sample = replace(sample, efficiency=sample.efficiency / inflation)
         return gate_power(gate, metric, sample)
 
+    larger = f"`min effect {gate.effect * 200:+g}%`" if gate.relative else f"`min effect {gate.effect * 2:+g}`"
+    only_larger = f"if only a larger change matters, say so ({larger})"
     stretch = stats.solve_for_power(power_with, gate.power, 1.0, MAX_STRETCH)
     if stretch is None:
-        fix = (f"even {MAX_STRETCH:g}× longer stages fall short: ramp to higher weights, or declare the smallest "
-               "change that matters with `min effect`")
+        fix = f"even {MAX_STRETCH:g}× longer stages fall short: ramp to higher weights, or, {only_larger}"
     else:
         was, new = _lengths(base, _rounded_up(base * stretch))
-        fix = (f"make `{target.name}` ({target.weight_percent:g}%) last {new} instead of {was}, "
-               "or declare the smallest change that matters with `min effect`")
+        fix = f"make `{target.name}` ({target.weight_percent:g}%) last {new} instead of {was}, or, {only_larger}"
     test = ("two-proportion z-test" if metric.kind == "binary" else "z-test for a difference in means")
     sides = "two-sided" if gate.sided == "two" else "one-sided"
     notes = [
@@ -580,10 +583,12 @@ def _power(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric,
         f"{_value(metric, treated_value(gate, metric))})",
     ]
     if final.sequential_power is not None:
-        notes.insert(0, f"the gate's group-sequential ({gate.spending}) test over {len(rows)} looks detects it "
-                        f"by then with probability {_pct(final.sequential_power)}; a fixed-horizon test on the "
-                        f"same labels would have {_pct(final.power)}")
-        if inflation is not None:
+        sequential = (f"the gate's group-sequential ({gate.spending}) test over {len(rows)} looks detects it by "
+                      f"then with probability {_pct(final.sequential_power)}")
+        if _pct(final.sequential_power) != _pct(final.power):
+            sequential += f"; a fixed-horizon test on the same labels would have {_pct(final.power)}"
+        notes.insert(0, sequential)
+        if inflation is not None and inflation >= 1.005:  # below that the note says nothing
             notes.append(f"the sequential design needs ~{inflation:.2f}× the labels of a fixed-horizon test")
     elif gate.test in ("msprt", "bayesian"):
         notes.append(f"an always-valid {gate.test} test needs more labels than this for the same power")
