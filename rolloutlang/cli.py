@@ -61,7 +61,7 @@ class _Group(click.Group):
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks for internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """rollout: check, format, explain and graph .rollout files.
+    """rollout: check, format, explain, graph and compile .rollout files.
 
     \b
     Examples:
@@ -272,6 +272,84 @@ def explain(file: Path, root: Path | None, color: bool | None) -> None:
     if program.main is None or program.has_errors:
         _fail_program(program, _colour(color))
     click.echo(explain_program(program), nl=False)
+
+
+def _target_option(value: tuple[str, ...]) -> list[str]:
+    from rolloutlang.targets import UnknownTarget, resolve
+
+    names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+    try:
+        return resolve(names)
+    except UnknownTarget as exc:
+        raise click.BadParameter(str(exc), param_hint="'--target'") from exc
+
+
+@cli.command(name="compile")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--target", "-t", "target_names", multiple=True, required=True, metavar="NAME",
+              help="What to compile to (repeatable, or comma-separated); `all` for every target.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write one file per object under this folder (default: print to stdout).")
+@click.option("--per-stage", is_flag=True, help="Routing targets: write one routing object per stage.")
+@click.option("--evaluator-image", default=None, metavar="IMAGE@sha256:...",
+              help="Image that runs `rollout evaluate` for business and drift gates (overrides the spec).")
+@click.option("--check", "check_only", is_flag=True,
+              help="With -o: write nothing; exit 1 if any file under the folder would change.")
+@click.option("--force", is_flag=True, help="With -o: overwrite files that rolloutlang did not generate.")
+@_root_option
+@_colour_option
+def compile_(files: tuple[Path, ...], target_names: tuple[str, ...], out_dir: Path | None, per_stage: bool,
+             evaluator_image: str | None, check_only: bool, force: bool, root: Path | None,
+             color: bool | None) -> None:
+    """Compile rollout files to deployment configs.
+
+    The spec is checked first, as `rollout check` would; nothing is written
+    when it has errors, or when a target cannot express something it says.
+    Output is byte-identical for the same input, whatever the folder or clock.
+
+    \b
+    Examples:
+      rollout compile examples/ranker-v2.rollout --target argo
+      rollout compile examples/ranker-v2.rollout -t argo,istio -o deploy/ranker
+      rollout compile --check -t all -o deploy/ranker examples/ranker-v2.rollout   # in CI
+    """
+    from rolloutlang.targets.driver import compile_program, write_outputs
+
+    targets = _target_option(target_names)
+    if check_only and out_dir is None:
+        raise click.UsageError("--check compares against files on disk; give the folder with -o")
+    from rolloutlang.targets.base import CompileOptions
+
+    options = CompileOptions(per_stage=per_stage, evaluator_image=evaluator_image)
+    diagnostics: list[Diagnostic] = []
+    sources: dict[str, Any] = {}
+    outputs = []
+    io_error = False
+    for path in files:
+        program = _load(path, root)
+        sources.update(program.sources)
+        io_error = io_error or program.io_error
+        result = compile_program(program, targets, options)
+        diagnostics.extend(result.diagnostics)
+        outputs.extend(result.outputs)
+    colour = _colour(color)
+    if io_error or any(d.is_error for d in diagnostics):
+        _emit(diagnostics, sources, "text", colour)
+        sys.exit(EXIT_USAGE if io_error else EXIT_FINDINGS)
+    if out_dir is None:
+        _emit(diagnostics, sources, "text", colour)
+        for out in outputs:
+            click.echo(f"---\n# file: {out.path}\n{out.text}", nl=False)
+        return
+    report = write_outputs(out_dir, outputs, check_only=check_only, force=force)
+    diagnostics.extend(report.diagnostics)
+    _emit(diagnostics, sources, "text", colour)
+    for line in report.lines:
+        click.echo(line, err=True)
+    if report.io_error:
+        sys.exit(EXIT_USAGE)
+    if any(d.is_error for d in diagnostics) or (check_only and report.changed):
+        sys.exit(EXIT_FINDINGS)
 
 
 def _fail_program(program: Any, colour: bool) -> NoReturn:

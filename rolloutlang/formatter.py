@@ -59,12 +59,8 @@ comment for comment, before anything is written.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import difflib
-import os
 import re
-import stat
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +68,7 @@ from typing import Any, Literal
 
 from rolloutlang.diagnostics import Diagnostic, error
 from rolloutlang.lower import lower
+from rolloutlang.outputs import write_atomic
 from rolloutlang.source import SourceError, SourceFile, Span, read_source
 from rolloutlang.syntax import Child, Comment, Node, ParseResult, Token, parse
 
@@ -671,27 +668,3 @@ def unified_diff(old: str, new: str, name: str) -> str:
         else:
             out.append(line + "\n\\ No newline at end of file\n")
     return "".join(out)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace a file's text in one step, keeping its permission bits.
-
-    The new text goes to a temporary file in the same folder, which then
-    replaces the old one with ``os.replace``: an interrupted run leaves the old
-    text or the new one, never half of each.  A symlink is followed, so the
-    file it points to is rewritten and the link stays a link.
-    """
-    target = Path(os.path.realpath(path))
-    mode = stat.S_IMODE(target.stat().st_mode)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".fmt")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -141,3 +141,21 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# -- golden files -----------------------------------------------------------------------------------
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def assert_golden(request: pytest.FixtureRequest, relative: str, text: str) -> None:
+    """Compare generated text with `tests/golden/<relative>`; `pytest --update-goldens` rewrites it instead."""
+    path = GOLDEN / relative
+    if request.config.getoption("--update-goldens"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        return
+    assert path.exists(), f"no golden file {path}; run `pytest --update-goldens` to create it"
+    expected = path.read_text(encoding="utf-8")
+    assert text == expected, f"{relative} differs from its golden file; review, then `pytest --update-goldens`"
