@@ -32,7 +32,8 @@ longest head.  The kinds and their heads:
 * `metric NAME: ...`: `metric NAME:`;
 * canary stages: the weight, or `label: weight`; a stage with no
   `for`/`until`/`hold` has nothing to align but its weight still counts;
-* pipeline hooks `NAME "command"` and consumers `NAME expects ...`: the name;
+* pipeline hooks `NAME "command"` (and the pipeline's `image`, in the same run)
+  and consumers `NAME expects ...`: the name;
 * one-line `scenario NAME { ... }`: `scenario NAME`, so the `{` align;
 * the items of `serving` (`image`, `replicas`, ...; one kind), of `log
   requests` (`fields`, `pii`, `retain`; one kind) and a signature's `in` and
@@ -244,6 +245,7 @@ _LINE: dict[str, Callable[[Node], str]] = {
     "budget": lambda n: f"budget {_phrases(n)}",
     "holdout": lambda n: f"holdout {_tok(n, 'NUMLIT')} on {_tok(n, 'ROLE')} for {_tok(n, 'NUMLIT', 1)}",
     "pipeline_hook": lambda n: f"{_tok(n, 'NAME')} {_tok(n, 'STRING')}",
+    "pipeline_image": lambda n: f"image {_tok(n, 'STRING')}{_pin(n.node('pin'))}",
     "approval": lambda n: f"approve {_tok(n, 'NAME')} by {', '.join(t.text for t in n.toks('STRING'))}",
     "log_fields": lambda n: "fields " + ", ".join(t.text for t in n.toks("NAME")),
     "log_pii": _log_pii,
@@ -292,6 +294,7 @@ _COLUMN: dict[str, tuple[str, Callable[[Node], str]]] = {
     "label_metric": ("label_metric", lambda n: f"metric {_tok(n, 'NAME')}:"),
     "canary_stage": ("canary_stage", _stage_head),
     "pipeline_hook": ("pipeline_hook", lambda n: _tok(n, "NAME")),
+    "pipeline_image": ("pipeline_hook", _word("image")),
     "consumer": ("consumer", lambda n: _tok(n, "NAME")),
     "scenario": ("scenario", lambda n: f"scenario {_tok(n, 'NAME')}"),
     "serving_image": ("serving", _word("image")),

@@ -399,6 +399,13 @@ class PipelineHook(Node):
     command: str
 
 
+class PipelineImage(Node):
+    """The container image the generated CI jobs run in (`pipeline { image "..." @ sha256:... }`)."""
+
+    image: str = Field(description="the image reference without its digest")
+    pin: ArtifactPin | None = None
+
+
 class Approval(Node):
     what: str
     approvers: tuple[str, ...]
@@ -450,6 +457,7 @@ class Rollout(Node):
     scenarios: tuple[Scenario, ...] = ()
     holdout: Holdout | None = None
     pipeline: tuple[PipelineHook, ...] = ()
+    pipeline_image: PipelineImage | None = None
     approvals: tuple[Approval, ...] = ()
     request_log: RequestLog | None = None
 

@@ -8,12 +8,13 @@ reports every mistake.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
-from rolloutlang import ir, units
+from rolloutlang import handles, ir, units
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, one_of
 from rolloutlang.source import Span
 from rolloutlang.syntax import STATEMENT_KEYWORDS, Child, Node, Token
@@ -49,6 +50,12 @@ class _FollowOn(Exception):
 
 def _fail(code: str, message: str, span: Span, help: str = "", label: str = "") -> LoweringError:
     return LoweringError(error(code, message, span, help=help, label=label))
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A string value for a message: in backticks, escapes visible, cut short when long."""
+    body = json.dumps(text, ensure_ascii=False)[1:-1]
+    return f"`{body[:limit]}...`" if len(body) > limit else f"`{body}`"
 
 
 def unquote(token: Token) -> str:
@@ -547,13 +554,17 @@ class Lowerer:
             elif k == "holdout":
                 single(k, kspan, self.guard(lambda c=child: self.holdout(c)), k)  # type: ignore[misc]
             elif k == "pipeline":
-                for h in child.nodes("pipeline_hook"):
-                    _append(lists["pipeline"], self.guard(lambda h=h: ir.PipelineHook(  # type: ignore[misc]
-                        span=h.span, name=h.toks("NAME")[0].text, command=unquote(h.toks("STRING")[0]))))
+                for item in child.children:
+                    if not isinstance(item, Node):
+                        continue
+                    if item.kind == "pipeline_image":
+                        single("pipeline_image", _keyword_span(item.span, "image"),
+                               self.guard(lambda i=item: self.pipeline_image(i)), "image")  # type: ignore[misc]
+                    else:
+                        _append(lists["pipeline"], self.guard(lambda h=item: ir.PipelineHook(  # type: ignore[misc]
+                            span=h.span, name=h.toks("NAME")[0].text, command=unquote(h.toks("STRING")[0]))))
             elif k == "approval":
-                _append(lists["approvals"], self.guard(lambda c=child: ir.Approval(  # type: ignore[misc]
-                    span=c.span, what=c.toks("NAME")[0].text,
-                    approvers=tuple(unquote(t) for t in c.toks("STRING")))))
+                _append(lists["approvals"], self.guard(lambda c=child: self.approval(c)))  # type: ignore[misc]
             elif k == "request_log":
                 single("request_log", kspan, self.guard(lambda c=child: self.request_log(c)), "log")  # type: ignore[misc]
         for key, items in lists.items():
@@ -599,6 +610,30 @@ class Lowerer:
             pin=self.pin(pin_node) if pin_node else None,
             registry_uri=unquote(source.toks("STRING")[0]) if source else None,
         )
+
+    def pipeline_image(self, node: Node) -> ir.PipelineImage:
+        tok = node.toks("STRING")[0]
+        image, embedded = handles.split_digest(unquote(tok))
+        if not handles.is_image_reference(image):
+            raise _fail("RL292", f"pipeline image {_shown(image)} is not an image reference", tok.span,
+                        label="the generated CI jobs run in this image",
+                        help='write `image "registry.example.com/ml/rollout-ci" @ sha256:<digest>`; a pipeline hook '
+                             "cannot be called `image`")
+        pin_node = node.node("pin")
+        pin = self.pin(pin_node) if pin_node else None
+        if pin is None and embedded is not None:
+            pin = ir.ArtifactPin(span=tok.span, digest=embedded)
+        return ir.PipelineImage(span=node.span, image=image, pin=pin)
+
+    def approval(self, node: Node) -> ir.Approval:
+        approvers = []
+        for tok in node.toks("STRING"):
+            who = unquote(tok)
+            if not handles.is_handle(who):
+                raise _fail("RL290", f"approver {_shown(who)} is not a user or team handle", tok.span,
+                            label="becomes a required reviewer in the generated CI", help=handles.HANDLE_HELP)
+            approvers.append(who)
+        return ir.Approval(span=node.span, what=node.toks("NAME")[0].text, approvers=tuple(approvers))
 
     def pin(self, node: Node) -> ir.ArtifactPin:
         tok = node.tokens()[0]
@@ -1203,7 +1238,12 @@ class Lowerer:
                 kw["after_s"] = self.unit(p.number("a confirmation wait like `30m`"),
                                           lambda t: units.duration(t, "the confirmation wait"))
         elif verb.text == "notify":
-            kw["channel"] = unquote(p.string('a channel like "#team-oncall"'))
+            tok = p.string('a channel like "#team-oncall"')
+            channel = unquote(tok)
+            if not handles.is_channel(channel):
+                raise _fail("RL291", f"notify channel {_shown(channel)} is not a channel name", tok.span,
+                            label="the pipeline sends failure notices here", help=handles.CHANNEL_HELP)
+            kw["channel"] = channel
         p.end(f"`{verb.text}`")
         return ir.Action(span=join_spans(start, p.atoms[-1].span), kind=cast(Any, verb.text), **kw)
 

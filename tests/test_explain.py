@@ -9,7 +9,7 @@ import pytest
 
 from rolloutlang.checks import run_checks
 from rolloutlang.cli import main
-from rolloutlang.explain import POWER_UNAVAILABLE, describe_gate, explain_program, explain_rollout
+from rolloutlang.explain import POWER_UNAVAILABLE, _cell, describe_gate, explain_program, explain_rollout
 from rolloutlang.loader import Program, load, load_text
 from tests.helpers import RANKER_SPEC, demo_spec
 
@@ -24,7 +24,7 @@ CANARY = """
   gate errors: error rate < 1% every 1m, fail after 2
   gate drift:  psi(score) < 0.2 every 10m
   on errors fail: rollback after 5m
-  on drift fail: pause, notify "#ml|alerts"
+  on drift fail: pause, notify "#ml-alerts"
 """
 
 
@@ -147,7 +147,9 @@ def test_approval_stage_marks_lower_bounds_and_escapes_pipes() -> None:
     ]
     gates = tables(section(md, "Gates"))[0]
     assert gates[2][4] == "rollback after 5m"
-    assert gates[3][4] == "pause, notify #ml\\|alerts"
+    assert gates[3][4] == "pause, notify #ml-alerts"
+    # A channel cannot hold `|` any more (RL291), but a table cell still escapes one.
+    assert _cell("pause, notify #a|b") == "pause, notify #a\\|b"
     assert gates[2][5] == "at 7m, after 2,100 candidate requests"
     assert "No business gate: nothing to size." in md
     assert "No errors or warnings." in md

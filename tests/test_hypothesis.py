@@ -380,7 +380,7 @@ def specs(draw: st.DrawFn) -> list[Tokens]:
         statements.append(["pipeline", "{", *[t for h in hooks for t in (h, '"make smoke"')], "}"])
     if draw(st.booleans()):
         what = draw(st.sampled_from(["promotion", "rollback", *stages]))
-        approvers = draw(st.lists(st.sampled_from(['"@a"', '"@b"', '"#c"']), min_size=1, max_size=2))
+        approvers = draw(st.lists(st.sampled_from(['"@a"', '"@b"', '"@org/c"']), min_size=1, max_size=2))
         statements.append(["approve", what, "by", *_commas([[a] for a in approvers])])
     if draw(st.booleans()):
         fields = draw(unique_names("f", 1, 3))

@@ -1,7 +1,7 @@
 """Artifact checks (RL401-RL408): what exactly is being rolled out.
 
-A rollout must name both models, pin each of them (and the serving image) by
-an immutable sha256 digest, and give them distinct, semver versions with the
+A rollout must name both models, pin each of them (and the serving and
+pipeline images) by an immutable sha256 digest, and give them distinct, semver versions with the
 candidate newer than the stable model.  A tag such as `latest` can move
 between review and deploy, so the reviewed plan would not be the one that
 runs.
@@ -144,6 +144,11 @@ def check_artifacts(ctx: CheckContext) -> Iterable[Diagnostic]:
         image_span = serving.image_span or serving.span
         out.extend(_pin_diagnostics(_image_pin(serving, image_span), f"serving image `{image}`", image_span,
                                     f'`image "{image}" @ {_EXAMPLE_DIGEST}`'))
+
+    ci_image = rollout.pipeline_image
+    if ci_image is not None:
+        out.extend(_pin_diagnostics(ci_image.pin, f"pipeline image `{ci_image.image}`", ci_image.span,
+                                    f'`image "{ci_image.image}" @ {_EXAMPLE_DIGEST}`'))
 
     if stable is not None and candidate is not None:
         out.extend(_compare_models(stable, candidate))
