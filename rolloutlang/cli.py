@@ -61,7 +61,7 @@ class _Group(click.Group):
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks for internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """rollout: check, format, explain, graph and compile .rollout files.
+    """rollout: check, format, explain, graph and compile .rollout files; `rollout ci` runs pipeline steps.
 
     \b
     Examples:
@@ -73,10 +73,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def _emit(diagnostics: Sequence[Diagnostic], sources: dict[str, Any], fmt: str, colour: bool) -> None:
+def _emit(diagnostics: Sequence[Diagnostic], sources: dict[str, Any], fmt: str, colour: bool,
+          default_path: str = ".") -> None:
     ordered = sorted(diagnostics, key=lambda d: d.sort_key())
     if fmt == "json":
         click.echo(render_json(ordered), nl=False)
+        return
+    if fmt == "gitlab":
+        from rolloutlang.codequality import render_code_quality
+
+        click.echo(render_code_quality(ordered, default_path), nl=False)
         return
     if fmt == "sarif":
         from rolloutlang.sarif import render_sarif
@@ -109,8 +115,10 @@ def _load(path: Path, root: Path | None) -> Any:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True,
-              help="How to print findings: for people, for tools, or SARIF 2.1.0 for code review.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "gitlab"]), default="text",
+              show_default=True,
+              help="How to print findings: for people, for tools, SARIF 2.1.0 for code review (GitHub code "
+                   "scanning), or a GitLab code quality report.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("--dump-ir", is_flag=True, help="Print the IR the compiler understood, as JSON.")
 @_root_option
@@ -125,6 +133,7 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, root: 
     Examples:
       rollout check examples/ranker-v2.rollout
       rollout check --strict --format sarif specs/*.rollout > findings.sarif
+      rollout check --format gitlab specs/*.rollout > gl-code-quality-report.json
       rollout check --dump-ir examples/ranker-v2.rollout | jq '.rollouts[0].strategy'
     """
     diagnostics: list[Diagnostic] = []
@@ -149,7 +158,7 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, root: 
     if dump_ir:
         for text in dumps:
             click.echo(text)
-    _emit(diagnostics, sources, fmt, _colour(color))
+    _emit(diagnostics, sources, fmt, _colour(color), default_path=files[0].as_posix())
     if fmt == "text" and not diagnostics:
         click.echo(f"no problems in {len(files)} file{'s' if len(files) != 1 else ''}", err=True)
     if io_error:
@@ -293,13 +302,15 @@ def _target_option(value: tuple[str, ...]) -> list[str]:
 @click.option("--per-stage", is_flag=True, help="Routing targets: write one routing object per stage.")
 @click.option("--evaluator-image", default=None, metavar="IMAGE@sha256:...",
               help="Image that runs `rollout evaluate` for business and drift gates (overrides the spec).")
+@click.option("--ci-image", default=None, metavar="IMAGE@sha256:...",
+              help="CI targets: the image the pipeline's jobs run in (overrides the spec's `pipeline { image }`).")
 @click.option("--check", "check_only", is_flag=True,
               help="With -o: write nothing; exit 1 if any file under the folder would change.")
 @click.option("--force", is_flag=True, help="With -o: overwrite files that rolloutlang did not generate.")
 @_root_option
 @_colour_option
 def compile_(files: tuple[Path, ...], target_names: tuple[str, ...], out_dir: Path | None, per_stage: bool,
-             evaluator_image: str | None, check_only: bool, force: bool, root: Path | None,
+             evaluator_image: str | None, ci_image: str | None, check_only: bool, force: bool, root: Path | None,
              color: bool | None) -> None:
     """Compile rollout files to deployment configs.
 
@@ -312,6 +323,7 @@ def compile_(files: tuple[Path, ...], target_names: tuple[str, ...], out_dir: Pa
       rollout compile examples/ranker-v2.rollout --target argo
       rollout compile examples/ranker-v2.rollout -t argo,istio -o deploy/ranker
       rollout compile --check -t all -o deploy/ranker examples/ranker-v2.rollout   # in CI
+      rollout compile examples/fraud-scorer.rollout -t gitlab,github -o .          # the CI pipelines
     """
     from rolloutlang.targets.driver import compile_program, write_outputs
 
@@ -320,7 +332,7 @@ def compile_(files: tuple[Path, ...], target_names: tuple[str, ...], out_dir: Pa
         raise click.UsageError("--check compares against files on disk; give the folder with -o")
     from rolloutlang.targets.base import CompileOptions
 
-    options = CompileOptions(per_stage=per_stage, evaluator_image=evaluator_image)
+    options = CompileOptions(per_stage=per_stage, evaluator_image=evaluator_image, ci_image=ci_image)
     diagnostics: list[Diagnostic] = []
     sources: dict[str, Any] = {}
     outputs = []
@@ -352,6 +364,38 @@ def compile_(files: tuple[Path, ...], target_names: tuple[str, ...], out_dir: Pa
         sys.exit(EXIT_FINDINGS)
 
 
+class _CiGroup(click.Group):
+    """`rollout ci`: the pipeline steps, imported only when one runs (rolloutlang/ci.py)."""
+
+    def _real(self) -> click.Group:
+        from rolloutlang.ci import ci
+
+        return ci
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._real().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._real().get_command(ctx, cmd_name)
+
+
+@cli.group(name="ci", cls=_CiGroup)
+def ci_group() -> None:
+    """Steps the generated CI pipelines run against the cluster.
+
+    They read and change the cluster through kubectl with the job's
+    kubeconfig, and stop with a plain explanation when the live state is not
+    what the step expects.
+
+    \b
+    Examples:
+      rollout ci apply manifests/
+      rollout ci live --rollout ranker-v2 -n recs --expect stable --stable sha256:... --candidate sha256:...
+      rollout ci paused --rollout ranker-v2 -n recs --step mpr --weight 50
+      rollout ci notify --channel "#recs-ml-oncall" --message "ranker-v2: the pipeline failed"
+    """
+
+
 def _fail_program(program: Any, colour: bool) -> NoReturn:
     _emit(program.diagnostics, program.sources, "text", colour)
     sys.exit(EXIT_USAGE if program.io_error else EXIT_FINDINGS)
@@ -366,7 +410,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_USAGE)
+        # A pipeline step that refuses (rolloutlang/ci.py) is a finding, not a usage error.
+        sys.exit(EXIT_FINDINGS if getattr(exc, "is_refusal", False) else EXIT_USAGE)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(EXIT_USAGE)

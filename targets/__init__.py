@@ -18,10 +18,15 @@ if TYPE_CHECKING:
     from rolloutlang.targets.base import Target
 
 # name -> "module:Class", in the order `--target all` compiles them.
-TARGETS: dict[str, str] = {}
+TARGETS: dict[str, str] = {
+    "gitlab": "rolloutlang.targets.gitlab:GitLabTarget",
+    "github": "rolloutlang.targets.github:GitHubTarget",
+}
 
 # Names that stand for several targets.
-GROUPS: dict[str, tuple[str, ...]] = {}
+GROUPS: dict[str, tuple[str, ...]] = {
+    "ci": ("gitlab", "github"),
+}
 
 
 class UnknownTarget(ValueError):

@@ -38,10 +38,13 @@ class CompileOptions:
         per_stage: write one routing object per stage (GitOps without a rollout controller).
         evaluator_image: image (pinned by digest) that runs `rollout evaluate` for gates a metrics
             provider cannot judge; overrides the spec's.
+        ci_image: image (pinned by digest) the generated CI jobs run in; overrides the spec's
+            `pipeline { image ... }`.
     """
 
     per_stage: bool = False
     evaluator_image: str | None = None
+    ci_image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,15 @@ class CompileInput:
         plan: its plan graph; targets read phases and transitions from here, never the strategy.
         source_path: the spec's path relative to the repository root, as the generated header names it.
         options: command-line choices.
+        sources: every file the rollout was read from (the spec, then what it imports), relative to
+            the repository root; a pipeline runs again when one of them changes.
     """
 
     rollout: ir.Rollout
     plan: Plan
     source_path: str
     options: CompileOptions = CompileOptions()
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,5 +223,6 @@ def environment(target: str) -> jinja2.Environment:
         return yaml_scalar(value)
 
     env.filters["q"] = q
+    env.filters["comment"] = lambda value: Quoted(comment_text(str(value)))
     env.globals["header"] = lambda path: Quoted(header(path))
     return env

@@ -49,7 +49,8 @@ def compile_program(program: Program, targets: list[str], options: CompileOption
         return result
     outputs: list[Output] = []
     for ctx in contexts:
-        unit = CompileInput(rollout=ctx.rollout, plan=ctx.plan, source_path=program.entry, options=options)
+        unit = CompileInput(rollout=ctx.rollout, plan=ctx.plan, source_path=program.entry, options=options,
+                            sources=tuple(program.files))
         for name in targets:
             compiled = get_target(name).compile(unit)
             result.diagnostics.extend(compiled.diagnostics)
