@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-_LOCAL = (ROOT / ".tools" / "bin", ROOT / ".tools" / "node_modules" / ".bin")
+# .tools/ (install-tools), then the running interpreter's own scripts (the test extra's
+# check-jsonschema and actionlint, even when the venv is not activated).
+_LOCAL = (ROOT / ".tools" / "bin", ROOT / ".tools" / "node_modules" / ".bin", Path(sys.executable).parent)
 
 
 def find_tool(name: str) -> str | None:
-    """Path of an executable: the project's .tools/ first, then PATH."""
+    """Path of an executable: the project's .tools/ or the interpreter's folder first, then PATH."""
     for folder in _LOCAL:
         candidate = folder / name
         if candidate.is_file() and os.access(candidate, os.X_OK):
