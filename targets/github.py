@@ -33,13 +33,15 @@ ACTIONS = {
 
 RUNNER = "ubuntu-24.04"
 
-# Job conditions: template text, no spec value in them.
-REVIEW_IF = "github.event_name != 'workflow_dispatch' || inputs.run == 'pipeline'"
+# Job conditions: template text, no spec value in them.  Pushes to other branches run
+# nothing (their pull request does); the default branch also deploys.
+_ON_DEFAULT_BRANCH = "github.ref_name == github.event.repository.default_branch"
+REVIEW_IF = (f"(github.event_name == 'pull_request' || {_ON_DEFAULT_BRANCH})"
+             " && (github.event_name != 'workflow_dispatch' || inputs.run == 'pipeline')")
 DEPLOY_IF = ("(github.event_name == 'push' || (github.event_name == 'workflow_dispatch' && inputs.run == 'pipeline'))"
-             " && github.ref_name == github.event.repository.default_branch")
-ROLLBACK_IF = ("github.event_name == 'workflow_dispatch' && inputs.run == 'rollback'"
-               " && github.ref_name == github.event.repository.default_branch")
-NOTIFY_IF = "failure() && github.ref_name == github.event.repository.default_branch"
+             f" && {_ON_DEFAULT_BRANCH}")
+ROLLBACK_IF = f"github.event_name == 'workflow_dispatch' && inputs.run == 'rollback' && {_ON_DEFAULT_BRANCH}"
+NOTIFY_IF = f"failure() && {_ON_DEFAULT_BRANCH}"
 
 _EXPRESSION_START = "${{"
 _EXPRESSION_LITERAL = "${{ '${{' }}"
