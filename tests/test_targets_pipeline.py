@@ -305,3 +305,35 @@ def test_neutralising_expressions_is_exact() -> None:
 def test_long_names_make_short_stable_job_ids() -> None:
     long = job_id("hook", "x" * 200)
     assert len(long) <= 60 and long == job_id("hook", "x" * 200) and long != job_id("hook", "x" * 199)
+
+
+# -- on the command line ----------------------------------------------------------------------------------
+
+
+def test_compile_without_an_image_points_at_the_rollout(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import run_cli
+
+    code, out, err = run_cli(["compile", "examples/ranker-v2.rollout", "-t", "gitlab", "--no-color"], capsys)
+    assert code == 1 and out == ""
+    assert "error[RL750]: the GitLab CI pipeline of `ranker-v2` needs the image its jobs run in" in err
+    assert "--> examples/ranker-v2.rollout:2:9" in err and "= help: add `image" in err
+
+
+def test_compile_writes_both_pipelines_and_finds_nothing_to_change_after(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import run_cli
+
+    args = ["compile", "examples/ranker-v2.rollout", "-t", "ci", "--ci-image", CI_IMAGE, "-o", str(tmp_path)]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.y*ml")) == [
+        ".github/workflows/rollout-ranker-v2.yml", ".gitlab/ci/rollout-ranker-v2.gitlab-ci.yml"]
+    assert run_cli([*args, "--check"], capsys)[0] == 0
+
+
+def test_each_rollout_of_a_file_gets_its_own_pipeline() -> None:
+    text = _spec() + _spec().replace("rollout demo {", "rollout demo-two {")
+    for target in CI_TARGETS:
+        outputs, diags = compile_text(text, target)
+        assert not [d for d in diags if d.is_error]
+        assert len({o.path for o in outputs}) == 2
