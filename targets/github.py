@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from rolloutlang.targets.base import CompileInput, Output, Quoted, Target, TargetResult, yaml_scalar
-from rolloutlang.targets.pipeline import Pipeline, build_pipeline
+from rolloutlang.targets.base import CompileInput, Output, Quoted, yaml_scalar
+from rolloutlang.targets.pipeline import Pipeline, PipelineTarget, shell_context
 
 # Actions the workflow uses, by full commit SHA (a tag can be moved); the tag is
 # what the SHA was released as.  All run on node24.
@@ -67,40 +67,28 @@ def output_path(pipeline: Pipeline) -> str:
     return f".github/workflows/rollout-{pipeline.slug}.yml"
 
 
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
-class GitHubTarget(Target):
+class GitHubTarget(PipelineTarget):
     name: ClassVar[str] = "github"
     summary: ClassVar[str] = "GitHub Actions workflow: check, simulate, hooks, diff, deploy, approvals, rollback"
+    platform: ClassVar[str] = "GitHub Actions"
 
-    def compile(self, unit: CompileInput) -> TargetResult:
-        found, diagnostics = build_pipeline(unit, "GitHub Actions")
-        if found is None:
-            return TargetResult(diagnostics=diagnostics)
-        path = output_path(found)
-        pipeline: Pipeline = _neutralised(found)
-        jobs = ["check", *(["simulate"] if pipeline.simulate else []), *(h.job for h in pipeline.hooks),
-                "compile", "diff", "preflight", "deploy", *(a.job for a in pipeline.approvals), "rollback"]
+    def write(self, unit: CompileInput, pipeline: Pipeline) -> Output:
+        path = output_path(pipeline)
+        safe: Pipeline = _neutralised(pipeline)
         text = self.render(
             "workflow.yml.j2",
-            p=pipeline,
+            p=safe,
             source_path=unit.source_path,
-            watch_paths=(*pipeline.watch_paths, path),
+            watch_paths=(*safe.watch_paths, path),
             runner=RUNNER,
             actions={key: Quoted(f"{repo}@{sha}  # {tag}") for key, (repo, sha, tag) in ACTIONS.items()},
             review_if=Quoted(REVIEW_IF),
             deploy_if=Quoted(DEPLOY_IF),
             rollback_if=Quoted(ROLLBACK_IF),
             notify_if=Quoted(NOTIFY_IF),
-            manifests_artifact=f"rollout-{pipeline.slug}-manifests",
-            concurrency=f"rollout-{pipeline.slug}-cluster",
-            all_jobs=Quoted(", ".join(yaml_scalar(j) for j in jobs)),
-            num=_number,
-            # Shell text made here from variable names only; no spec value is in it.
-            ns=Quoted(' --namespace "$ROLLOUT_NAMESPACE"' if pipeline.namespace else ""),
-            channel_args=Quoted("".join(f' --channel "$ROLLOUT_CHANNEL_{i}"'
-                                        for i in range(1, len(pipeline.channels) + 1))),
+            manifests_artifact=f"rollout-{safe.slug}-manifests",
+            concurrency=f"rollout-{safe.slug}-cluster",
+            all_jobs=Quoted(", ".join(yaml_scalar(j) for j in safe.jobs if j != "notify")),
+            **shell_context(safe),
         )
-        return TargetResult(outputs=[Output(path, text)], diagnostics=diagnostics)
+        return Output(path, text)

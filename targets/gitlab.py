@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rolloutlang.targets.base import CompileInput, Output, Quoted, Target, TargetResult
-from rolloutlang.targets.pipeline import Approval, Pipeline, build_pipeline, job_id
+from rolloutlang.targets.base import CompileInput, Output
+from rolloutlang.targets.pipeline import Approval, Pipeline, PipelineTarget, job_id, shell_context
 
 
 def output_path(pipeline: Pipeline) -> str:
@@ -27,23 +27,17 @@ def output_path(pipeline: Pipeline) -> str:
 
 def job_names(pipeline: Pipeline) -> dict[str, str]:
     """Job id -> GitLab job name: the rollout's name, a colon, the job (`ranker-v2:check`)."""
-    ids = ["check", "simulate", "compile", "diff", "preflight", "deploy", "rollback", "notify"]
-    ids += [h.job for h in pipeline.hooks] + [a.job for a in pipeline.approvals]
     prefix = job_id(pipeline.name)
-    return {i: f"{prefix}:{i}" for i in ids}
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
+    return {i: f"{prefix}:{i}" for i in pipeline.jobs}
 
 
 def approval_variables(approval: Approval) -> list[tuple[str, str]]:
     """What an approval job passes to `rollout ci paused`: the step, its approvers, where the Rollout waits."""
     out = [("ROLLOUT_STEP", approval.step), ("ROLLOUT_APPROVERS", ", ".join(approval.approvers))]
     if approval.weight is not None:
-        out.append(("ROLLOUT_STEP_WEIGHT", _number(approval.weight)))
+        out.append(("ROLLOUT_STEP_WEIGHT", f"{approval.weight:g}"))
     elif approval.preview_s is not None:
-        out.append(("ROLLOUT_PREVIEW_SECONDS", _number(approval.preview_s)))
+        out.append(("ROLLOUT_PREVIEW_SECONDS", f"{approval.preview_s:g}"))
     return out
 
 
@@ -56,14 +50,12 @@ def cluster_variables(pipeline: Pipeline) -> list[tuple[str, str]]:
     return out
 
 
-class GitLabTarget(Target):
+class GitLabTarget(PipelineTarget):
     name: ClassVar[str] = "gitlab"
     summary: ClassVar[str] = "GitLab CI include file: check, simulate, hooks, diff, deploy, approvals, rollback"
+    platform: ClassVar[str] = "GitLab CI"
 
-    def compile(self, unit: CompileInput) -> TargetResult:
-        pipeline, diagnostics = build_pipeline(unit, "GitLab CI")
-        if pipeline is None:
-            return TargetResult(diagnostics=diagnostics)
+    def write(self, unit: CompileInput, pipeline: Pipeline) -> Output:
         path = output_path(pipeline)
         prefix = job_id(pipeline.name)
         text = self.render(
@@ -80,9 +72,6 @@ class GitLabTarget(Target):
             cluster_variables=cluster_variables(pipeline),
             approval_variables={a.job: approval_variables(a) for a in pipeline.approvals},
             channel_variables=[(f"ROLLOUT_CHANNEL_{i}", c) for i, c in enumerate(pipeline.channels, 1)],
-            # Shell text made here from variable names only; no spec value is in it.
-            ns=Quoted(' --namespace "$ROLLOUT_NAMESPACE"' if pipeline.namespace else ""),
-            channel_args=Quoted("".join(f' --channel "$ROLLOUT_CHANNEL_{i}"'
-                                        for i in range(1, len(pipeline.channels) + 1))),
+            **shell_context(pipeline),
         )
-        return TargetResult(outputs=[Output(path, text)], diagnostics=diagnostics)
+        return Output(path, text)

@@ -26,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from rolloutlang import __version__, handles, ir
 from rolloutlang.diagnostics import Diagnostic, error
 from rolloutlang.plan import Phase
-from rolloutlang.targets.base import CompileInput, dns_label
+from rolloutlang.targets.base import CompileInput, Output, Quoted, Target, TargetResult, dns_label
 
 # Pinned by the version that generated the pipeline, so the pipeline compiles
 # exactly as this run did; a team overrides it (an internal index, a git URL)
@@ -107,6 +108,13 @@ class Pipeline:
     channels: tuple[str, ...]
     evaluator_image: str | None
     deploy_environment: str
+
+    @property
+    def jobs(self) -> list[str]:
+        """Every job id, in pipeline order."""
+        return ["check", *(["simulate"] if self.simulate else []), *(h.job for h in self.hooks), "compile", "diff",
+                "preflight", "deploy", *(a.job for a in self.approvals), "rollback",
+                *(["notify"] if self.channels else [])]
 
     @property
     def last_review_job(self) -> str:
@@ -251,3 +259,28 @@ def build_pipeline(unit: CompileInput, target: str) -> tuple[Pipeline | None, li
         deploy_environment=rollout.name,
     )
     return pipeline, diagnostics
+
+
+def shell_context(pipeline: Pipeline) -> dict[str, Any]:
+    """What both templates put into shell lines: text made here from variable names only, no spec value."""
+    return {
+        "ns": Quoted(' --namespace "$ROLLOUT_NAMESPACE"' if pipeline.namespace else ""),
+        "channel_args": Quoted("".join(f' --channel "$ROLLOUT_CHANNEL_{i}"'
+                                       for i in range(1, len(pipeline.channels) + 1))),
+        "num": lambda value: f"{value:g}",
+    }
+
+
+class PipelineTarget(Target):
+    """A CI target: lays the pipeline out once, then writes it in one platform's terms."""
+
+    platform: ClassVar[str]
+
+    def compile(self, unit: CompileInput) -> TargetResult:
+        pipeline, diagnostics = build_pipeline(unit, self.platform)
+        if pipeline is None:
+            return TargetResult(diagnostics=diagnostics)
+        return TargetResult(outputs=[self.write(unit, pipeline)], diagnostics=diagnostics)
+
+    def write(self, unit: CompileInput, pipeline: Pipeline) -> Output:
+        raise NotImplementedError
