@@ -113,7 +113,9 @@ def get_rollout(name: str, namespace: str | None) -> dict[str, Any]:
     if done.returncode != 0:
         detail = done.stderr.strip() or f"kubectl exited with {done.returncode}"
         where = f" in namespace `{namespace}`" if namespace else ""
-        raise Refusal(f"cannot read the Argo Rollout `{name}`{where}: {detail}")
+        first = ("; if this is the service's first deployment, there is no stable version to roll out from: "
+                 "deploy the stable model once by hand") if "NotFound" in detail else ""
+        raise Refusal(f"cannot read the Argo Rollout `{name}`{where}: {detail}{first}")
     try:
         data = json.loads(done.stdout)
     except json.JSONDecodeError as exc:

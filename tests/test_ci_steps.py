@@ -261,3 +261,10 @@ def test_notify_needs_an_http_webhook(monkeypatch: pytest.MonkeyPatch, capsys: p
     monkeypatch.setenv("ROLLOUT_NOTIFY_WEBHOOK", url)
     code, _, err = run_cli(["ci", "notify", "--channel", "#x", "--message", "m"], capsys)
     assert code == 1 and message in err
+
+
+@pytest.mark.parametrize("step", ["apply", "live", "paused", "notify"])
+def test_every_step_has_help_with_an_example(step: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["ci", step, "--help"], capsys)
+    assert code == 0, err
+    assert f"Usage: rollout ci {step}" in out and "Example" in out

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 RANKER = EXAMPLES / "ranker-v2.rollout"
 EMBEDDER = EXAMPLES / "embedder-v3.rollout"
-VERBS = ("check", "fmt", "graph", "explain")
+VERBS = ("check", "fmt", "graph", "explain", "compile", "ci")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 BROKEN = "rollout r {\n  service ranker\n  traffic 12000\n}\n"
