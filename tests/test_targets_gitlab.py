@@ -132,6 +132,22 @@ def test_the_compile_job_writes_the_manifests(tmp_path: Path) -> None:
     assert list((repo / "manifests").rglob("*.yaml"))
 
 
+def test_the_simulate_job_runs_the_simulator(tmp_path: Path) -> None:
+    from rolloutlang.cli import cli
+
+    if "simulate" not in cli.commands:
+        pytest.skip("`rollout simulate` (issue 7) is not there yet, so the simulate job cannot run")
+    repo = _fraud_repository(tmp_path / "repo")
+    direct = subprocess.run([sys.executable, "-m", "rolloutlang", "simulate", "examples/fraud-scorer.rollout",
+                             "--seed", "1", "--strict", "--format", "json", "--report", str(tmp_path / "r.html")],
+                            cwd=repo, capture_output=True, text=True, check=False)
+    code, output = _gitlab_ci_local(repo, *GITLAB_CI_LOCAL_FLAGS, "fraud-scorer-v7:simulate")
+    assert (code == 0) == (direct.returncode == 0), output
+    assert _results(output) == {"fraud-scorer-v7:simulate": "PASS" if direct.returncode == 0 else "FAIL"}, output
+    assert (repo / "simulate.json").read_text() == direct.stdout
+    assert (repo / "simulate.html").is_file()
+
+
 def _escape(command: str) -> str:
     return command.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
