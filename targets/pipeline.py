@@ -68,7 +68,6 @@ class Approval:
         step: what is approved: the stage's name, or ``promotion`` for the last phase.
         environment: the protected environment whose reviewers approve it.
         approvers: who the spec says may approve (set as the environment's reviewers by hand).
-        kind: the phase's kind (``canary``, ``preview``, ``rolling``).
         weight: for a canary stage, its weight (the Rollout must wait at it).
         preview_s: for a blue-green preview, how long it must have run (0: any time).
         description: what the phase is, for people.
@@ -79,7 +78,6 @@ class Approval:
     step: str
     environment: str
     approvers: tuple[str, ...]
-    kind: str
     weight: float | None
     preview_s: float | None
     description: str
@@ -183,7 +181,7 @@ def _approvals(unit: CompileInput, first_needs: str) -> list[Approval]:
         step = "promotion" if i == len(pre) - 1 else ph.name
         job = _unique(ids, job_id("approve", step))
         out.append(Approval(
-            job=job, step=step, environment=f"{unit.rollout.name}/{step}", approvers=ph.approvers, kind=ph.kind,
+            job=job, step=step, environment=f"{unit.rollout.name}/{step}", approvers=ph.approvers,
             weight=ph.weight_percent if ph.kind == "canary" else None,
             preview_s=(ph.duration_s or 0.0) if ph.kind == "preview" else None,
             description=f"{ph.name}: {ph.description}", needs=needs))
