@@ -89,13 +89,6 @@ def test_the_needs_chain_of_every_example_is_valid_side_by_side(tmp_path: Path) 
     repo = _repository(tmp_path / "repo", files)
     code, output = _gitlab_ci_local(repo, "--validate-dependency-chain", "--no-color", "--no-evaluate-rule-changes")
     assert code == 0 and "All job dependencies are valid" in output, output
-    code, output = _gitlab_ci_local(repo, "--list-json", "--no-color", "--no-evaluate-rule-changes")
-    assert code == 0, output
-    jobs, _ = json.JSONDecoder().raw_decode(output, output.index("["))
-    listed = {job["name"] for job in jobs}
-    for name in ("ranker-v2:check", "fraud-scorer-v7:hook-parity", "ctr-ranker-longrun:approve-mpr",
-                 "embedder-v3:rollback", "toxicity-shadow-eval:notify"):
-        assert name in listed
 
 
 def _fraud_repository(folder: Path) -> Path:
