@@ -232,9 +232,11 @@ _LINE: dict[str, Callable[[Node], str]] = {
     "serving_resources": lambda n: "resources "
     + ", ".join(f"{_tok(r, 'NAME')} {_tok(r, 'NUMLIT')}" for r in n.nodes("resource")),
     "serving_warmup": lambda n: f"warmup {_tok(n, 'NUMLIT')}",
+    "serving_port": lambda n: f"port {_tok(n, 'NUMLIT')}",
     "consumer": _consumer,
     "traffic_model": lambda n: f"traffic {_phrases(n)}",
     "metric_query": lambda n: f"query {_tok(n, 'NAME')} {_tok(n, 'STRING')}",
+    "metrics_evaluator": lambda n: f"evaluator {_tok(n, 'STRING')}{_pin(n.node('pin'))}",
     "label_metric": lambda n: f"metric {_tok(n, 'NAME')}: {_phrases(n)}",
     "shadow": _shadow,
     "canary_stage": _canary_stage,
@@ -301,6 +303,7 @@ _COLUMN: dict[str, tuple[str, Callable[[Node], str]]] = {
     "serving_replicas": ("serving", _word("replicas")),
     "serving_resources": ("serving", _word("resources")),
     "serving_warmup": ("serving", _word("warmup")),
+    "serving_port": ("serving", _word("port")),
     "log_fields": ("log", _word("fields")),
     "log_pii": ("log", _word("pii")),
     "log_retain": ("log", _word("retain")),
@@ -389,7 +392,7 @@ class _Layout:
             self.line(node, indent, _LINE[kind](node))
         elif kind in _OPTION_BLOCK:
             self.option_block(node, indent)
-        elif kind == "metrics_source" and not node.nodes("metric_query"):
+        elif kind == "metrics_source" and not node.nodes("metric_query") and not node.nodes("metrics_evaluator"):
             self.metrics_without_queries(node, indent)
         elif kind in _BLOCK:
             self.block(node, indent, [c for c in node.children if isinstance(c, Node)])

@@ -120,6 +120,8 @@ class Serving(Node):
     replicas_max: int | None = None
     resources: Resources | None = None
     warmup_s: float | None = None
+    port: int | None = Field(default=None, description="the port the server listens on (HTTP)")
+    port_span: Span | None = None
 
 
 class HeaderMatch(Node):
@@ -161,6 +163,12 @@ class MetricsSource(Node):
     kind: Literal["prometheus"]
     address: str
     queries: tuple[QueryOverride, ...] = ()
+    evaluator_image: str | None = Field(default=None, description="image that runs `rollout evaluate` in the cluster")
+    evaluator_pin: ArtifactPin | None = None
+    evaluator_span: Span | None = None
+
+    def query(self, name: str) -> QueryOverride | None:
+        return next((q for q in self.queries if q.name == name), None)
 
 
 class LabelDelay(Node):

@@ -730,6 +730,13 @@ class Lowerer:
                 out["resources"] = self.resources(item)
             elif item.kind == "serving_warmup":
                 out["warmup_s"] = self.unit(item.toks("NUMLIT")[0], lambda t: units.duration(t, "warm-up"))
+            elif item.kind == "serving_port":
+                tok = item.toks("NUMLIT")[0]
+                port = self.unit(tok, lambda t: units.number(t, "a port", integer=True, minimum=1))
+                if port > 65535:
+                    raise _fail("RL280", f"port {int(port)} is out of range", tok.span, label="not a TCP port",
+                                help="a port is a whole number from 1 to 65535, e.g. `port 8080`")
+                out["port"], out["port_span"] = int(port), item.span
         return ir.Serving(span=node.span, **out)
 
     def resources(self, node: Node) -> ir.Resources:
@@ -838,8 +845,24 @@ class Lowerer:
             for q in node.nodes("metric_query")
         )
         self.duplicate("query", ((q.name, q.span) for q in queries))
+        evaluator: dict[str, Any] = {}
+        for i, ev in enumerate(node.nodes("metrics_evaluator")):
+            if i:
+                self.diagnostics.append(error("RL102", "`evaluator` is given twice",
+                                              _keyword_span(ev.span, "evaluator"),
+                                              help="a metrics source has one evaluator image; remove one"))
+                continue
+            image_tok = ev.toks("STRING")[0]
+            image = unquote(image_tok)
+            if not image.strip() or any(c.isspace() for c in image):
+                raise _fail("RL281", "the evaluator image is not an image reference", image_tok.span,
+                            help='write the repository, and pin it after `@`: '
+                                 '`evaluator "registry.example.com/ml/rolloutlang" @ sha256:...`')
+            pin = ev.node("pin")
+            evaluator = {"evaluator_image": image, "evaluator_pin": self.pin(pin) if pin else None,
+                         "evaluator_span": ev.span}
         return ir.MetricsSource(span=node.span, kind="prometheus", address=unquote(node.toks("STRING")[0]),
-                                queries=queries)
+                                queries=queries, **evaluator)
 
     def label_metric(self, node: Node, origin: str | None) -> ir.LabelMetric:
         name = node.toks("NAME")[0].text

@@ -698,9 +698,9 @@ def _close_before(text: str, line_start: int, kw_at: int, count: int) -> _Recove
 
 # Words that start a line only inside one kind of block.
 _BLOCK_WORDS = {
-    "image": "serving", "replicas": "serving", "resources": "serving", "warmup": "serving",
+    "image": "serving", "replicas": "serving", "resources": "serving", "warmup": "serving", "port": "serving",
     "fields": "log requests 1%", "pii": "log requests 1%", "retain": "log requests 1%",
-    "query": "metrics prometheus \"URL\"",
+    "query": "metrics prometheus \"URL\"", "evaluator": "metrics prometheus \"URL\"",
 }
 
 # What a phrase starts with, by statement, for "expected ... after `:`".
