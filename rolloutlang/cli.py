@@ -396,6 +396,182 @@ def ci_group() -> None:
     """
 
 
+EXIT_INCONCLUSIVE = 3
+
+
+def _parse_time(text: str | None) -> float:
+    """`now`, unix seconds, or an RFC 3339 time (`2025-06-01T12:00:00Z`) as unix seconds."""
+    import time
+    from datetime import datetime
+
+    if text is None or text == "now":
+        return time.time()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"`{text}` is not a time: write `now`, unix seconds or `2025-06-01T12:00:00Z`",
+                                 param_hint="'--at'") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"`{text}` has no time zone: add `Z` for UTC", param_hint="'--at'")
+    return parsed.timestamp()
+
+
+def _parse_wait(text: str | None) -> float:
+    from rolloutlang import units
+
+    if text is None:
+        return 0.0
+    try:
+        return units.duration(text, "the confirmation wait")
+    except units.UnitError as exc:
+        raise click.BadParameter(exc.message + (f"; {exc.help}" if exc.help else ""),
+                                 param_hint="'--confirm-after'") from None
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--gate", "gate_name", required=True, metavar="NAME", help="The gate to judge.")
+@click.option("--rollout", "rollout_name", default=None, metavar="NAME",
+              help="The rollout, when the file has several.")
+@click.option("--prometheus", "address", default=None, metavar="URL",
+              help="Prometheus to read (default: the spec's `metrics prometheus` address).")
+@click.option("--at", "at_text", default=None, metavar="TIME",
+              help="When to judge: `now` (default), unix seconds, or RFC 3339 such as 2025-06-01T12:00:00Z.")
+@click.option("--look", type=click.IntRange(min=1), default=None,
+              help="A business gate's look, 1-based (default: its last look).")
+@click.option("--canary-hash", default=None, metavar="HASH",
+              help="The candidate's pod-template hash, for queries that select its pods ($pods).")
+@click.option("--confirm-after", "confirm_text", default=None, metavar="DURATION",
+              help="On a failure, judge again this much later and fail only if it still fails.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Print for people, or the statistics as JSON.")
+@click.option("--on-fail", type=click.Choice(["exit", "pause"]), default="exit", show_default=True,
+              help="In a cluster: `pause` pauses the Argo Rollout on a failure and exits 0.")
+@click.option("--on-inconclusive", type=click.Choice(["exit", "pause"]), default="exit", show_default=True,
+              help="In a cluster: `pause` pauses the Argo Rollout when the data cannot decide, and exits 0.")
+@click.option("--argo-rollout", default=None, metavar="NAME", help="The Argo Rollout to pause.")
+@click.option("--namespace", default=None, metavar="NS",
+              help="Its namespace (default: the spec's, else the pod's own).")
+@_root_option
+@_colour_option
+def evaluate(file: Path, gate_name: str, rollout_name: str | None, address: str | None, at_text: str | None,
+             look: int | None, canary_hash: str | None, confirm_text: str | None, fmt: str, on_fail: str,
+             on_inconclusive: str, argo_rollout: str | None, namespace: str | None, root: Path | None,
+             color: bool | None) -> None:
+    """Judge one gate in production from Prometheus: pass, fail or inconclusive.
+
+    Business gates apply the spec's test to the labelled counts of both arms,
+    spending alpha at the information actually reached; drift gates compare
+    the candidate's binned distribution with the reference's; SLO gates run
+    the query the generated AnalysisTemplate runs. No data is never a pass:
+    an empty or NaN result is inconclusive.
+
+    Exit status: 0 pass, 1 fail, 3 inconclusive, 2 usage, I/O or query errors.
+    With --on-fail/--on-inconclusive pause (Argo's job metrics use them), the
+    Rollout is paused and the exit status is 0, so the analysis does not abort.
+
+    \b
+    Examples:
+      rollout evaluate examples/ranker-v2.rollout --gate ctr --look 2
+      rollout evaluate examples/ranker-v2.rollout --gate drift --prometheus http://localhost:9090 --format json
+      rollout evaluate spec.rollout --gate ctr --at 2025-06-01T12:00:00Z
+    """
+    import json
+    import time
+
+    from rolloutlang.evaluate import EvaluationError, evaluate_gate
+    from rolloutlang.plan import build_plan
+    from rolloutlang.prometheus import query
+
+    at = _parse_time(at_text)
+    confirm_s = _parse_wait(confirm_text)
+    program = _load(file, root)
+    if program.main is None or program.has_errors:
+        _fail_program(program, _colour(color))
+    rollouts = program.rollouts()
+    chosen = [r for r in rollouts if rollout_name in (None, r.name)]
+    if not chosen or (rollout_name is None and len(chosen) > 1):
+        names = ", ".join(f"`{r.name}`" for r in rollouts) or "none"
+        raise click.UsageError(f"say which rollout with --rollout (the file has {names})" if chosen
+                               else f"no rollout `{rollout_name}` in {file} (it has {names})")
+    rollout = chosen[0]
+    if address is None:
+        if rollout.metrics_source is None:
+            raise click.UsageError("the rollout has no `metrics prometheus` source: pass --prometheus URL")
+        address = rollout.metrics_source.address
+    if "pause" in (on_fail, on_inconclusive) and not argo_rollout:
+        raise click.UsageError("--on-fail/--on-inconclusive pause need --argo-rollout NAME")
+
+    def fetch(promql: str, when: float) -> Any:
+        assert address is not None
+        return query(address, promql, when)
+
+    plan = build_plan(rollout)
+    try:
+        result = evaluate_gate(rollout, plan, gate_name, fetch, at, look=look, pod_hash=canary_hash)
+        if result.verdict == "fail" and confirm_s > 0:
+            later = at + confirm_s
+            wait = later - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            started = result.statistics.get("started_at")
+            again = evaluate_gate(rollout, plan, gate_name, fetch, later, look=look, pod_hash=canary_hash,
+                                  start=_parse_time(started) if isinstance(started, str) else None)
+            again.notes.insert(0, f"failed at {_iso_time(at)} too; confirmed after {confirm_text}"
+                               if again.verdict == "fail" else f"failed at {_iso_time(at)}, not confirmed "
+                               f"{confirm_text} later")
+            again.queries = result.queries + again.queries
+            result = again
+    except EvaluationError as exc:
+        click.echo(f"error[RL740]: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    action = ""
+    if (result.verdict == "fail" and on_fail == "pause") or (result.verdict == "inconclusive"
+                                                              and on_inconclusive == "pause"):
+        from rolloutlang.evaluate import in_cluster_namespace, pause_rollout
+
+        ns = namespace or rollout.namespace or in_cluster_namespace()
+        if ns is None:
+            raise click.UsageError("say the Rollout's namespace with --namespace")
+        assert argo_rollout is not None
+        try:
+            pause_rollout(argo_rollout, ns)
+        except OSError as exc:
+            click.echo(f"error[RL741]: cannot pause Rollout `{argo_rollout}`: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        action = f"paused Rollout {ns}/{argo_rollout}"
+        result.notes.append(action)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=False))
+    else:
+        click.echo(_evaluation_text(result))
+    if action:
+        sys.exit(EXIT_OK)
+    sys.exit(result.exit_code)
+
+
+def _iso_time(t: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _evaluation_text(result: Any) -> str:
+    lines = [f"{result.verdict.upper()}: gate `{result.gate}` of `{result.rollout}` at {_iso_time(result.at)}",
+             f"  {result.reason}"]
+    for key, value in result.statistics.items():
+        if value is None or isinstance(value, list):
+            continue
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        lines.append(f"  {key}: {shown}")
+    lines.extend(f"  note: {n}" for n in result.notes)
+    return "\n".join(lines)
+
+
 def _fail_program(program: Any, colour: bool) -> NoReturn:
     _emit(program.diagnostics, program.sources, "text", colour)
     sys.exit(EXIT_USAGE if program.io_error else EXIT_FINDINGS)

@@ -1,0 +1,588 @@
+"""`rollout evaluate`: judge one gate in production from Prometheus, for Argo's job metrics and for people.
+
+The gates Prometheus alone cannot judge are the business gates (a
+statistical test between the arms, with alpha spent over looks) and the drift
+gates (a divergence between two binned distributions).  This module reads the
+numbers with the conventions of :mod:`rolloutlang.queries`, applies the
+spec's test, and returns an :class:`Evaluation` whose verdict is ``pass``,
+``fail`` or ``inconclusive``.  SLO gates can be evaluated too, with the same
+query the generated AnalysisTemplate runs.
+
+Stateless: a look at a business gate recomputes the earlier looks'
+information from Prometheus history instead of remembering it.  The looks
+are the plan's (``rolloutlang.checks.statistics.gate_looks``); look ``k``
+runs now, so the gate started ``offset_k`` ago and look ``j`` happened
+``offset_k - offset_j`` ago, on the plan's schedule.  A manual pause between
+two looks shifts that reconstruction by its length; Lan-DeMets spending stays
+valid for any look times chosen without looking at the data.
+
+**No data is never a pass.**  An empty result, a NaN, an arm without
+labels, or a drift histogram below `min samples` makes the verdict
+``inconclusive``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from rolloutlang import ir, queries
+from rolloutlang.prometheus import PrometheusError, Sample, Unreachable
+
+if TYPE_CHECKING:
+    from rolloutlang.plan import Plan
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "inconclusive": 3}
+EVALUATION_FORMAT_VERSION = 1
+
+# The drift statistics `rollout evaluate` can compute from Prometheus histograms.
+SUPPORTED_DRIFT = ("psi", "kl", "js")
+
+Fetch = Callable[[str, float], list[Sample]]
+
+
+class EvaluationError(Exception):
+    """The gate cannot be evaluated as asked (a usage problem, not a verdict)."""
+
+
+@dataclass
+class QueryRecord:
+    """One query the evaluation ran, for the output: what, for which arm, at what time, and the answer."""
+
+    what: str
+    arm: str
+    at: float
+    query: str
+    result: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"what": self.what, "arm": self.arm, "at": _iso(self.at), "query": self.query, "result": self.result}
+
+
+@dataclass
+class Evaluation:
+    """The verdict on one gate at one moment, and the numbers behind it."""
+
+    rollout: str
+    gate: str
+    kind: str
+    verdict: Verdict
+    at: float
+    reason: str
+    statistics: dict[str, Any] = field(default_factory=dict)
+    queries: list[QueryRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": EVALUATION_FORMAT_VERSION,
+            "rollout": self.rollout,
+            "gate": self.gate,
+            "kind": self.kind,
+            "verdict": self.verdict,
+            "at": _iso(self.at),
+            "reason": self.reason,
+            "statistics": {k: _json_number(v) for k, v in self.statistics.items()},
+            "notes": list(self.notes),
+            "queries": [q.to_json() for q in self.queries],
+        }
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list):
+        return [_json_number(v) for v in value]
+    return value
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) + (f"{t % 1:.3f}"[1:] if t % 1 else "")
+
+
+class _Reader:
+    """Runs queries for one evaluation and keeps a record of each."""
+
+    def __init__(self, fetch: Fetch, site: queries.Site) -> None:
+        self.fetch = fetch
+        self.site = site
+        self.records: list[QueryRecord] = []
+
+    def run(self, what: str, text: str, arm: str, at: float, window_s: float | None = None,
+            quantile: float | None = None) -> list[Sample]:
+        promql = queries.fill(text, self.site, arm, window_s, quantile)
+        samples = self.fetch(promql, at)
+        self.records.append(QueryRecord(what, arm, at, promql,
+                                        [{"labels": s.labels, "value": _json_number(s.value)} for s in samples]))
+        return samples
+
+    def scalar(self, what: str, text: str, arm: str, at: float, window_s: float | None = None,
+               quantile: float | None = None) -> float | None:
+        """One number, or None for no data (an empty result, NaN, or more than one series)."""
+        samples = self.run(what, text, arm, at, window_s, quantile)
+        if len(samples) != 1 or math.isnan(samples[0].value):
+            return None
+        return samples[0].value
+
+
+# -- comparisons ------------------------------------------------------------------------------------
+
+_HOLDS: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+
+def holds(value: float, op: str, threshold: float) -> bool:
+    """Whether a measured value is on the healthy side of a gate's comparison."""
+    return _HOLDS[op](value, threshold)
+
+
+# -- the entry point ---------------------------------------------------------------------------------
+
+
+def evaluate_gate(rollout: ir.Rollout, plan: Plan, gate_name: str, fetch: Fetch, at: float, *,
+                  look: int | None = None, pod_hash: str | None = None, start: float | None = None) -> Evaluation:
+    """Evaluate one gate of a rollout at unix time ``at``.
+
+    Args:
+        look: a business gate's look, 1-based (default: its last look).
+        pod_hash: the candidate's pod-template hash, for queries that select pods (``$pods``).
+        start: a business gate's start time, when known (otherwise reconstructed from the look).
+
+    Raises:
+        EvaluationError: no such gate, an unsupported statistic, a look out of range,
+            a query Prometheus rejects, or a placeholder without a value.
+    """
+    gate = rollout.gate(gate_name)
+    if gate is None:
+        from rolloutlang.diagnostics import did_you_mean
+
+        hint = did_you_mean(gate_name, [g.name for g in rollout.gates])
+        raise EvaluationError(f"rollout `{rollout.name}` has no gate `{gate_name}`" + (f"; {hint}" if hint else ""))
+    reader = _Reader(fetch, queries.site(rollout, pod_hash))
+    try:
+        if isinstance(gate, ir.SloGate):
+            result = _slo(rollout, gate, reader, at)
+        elif isinstance(gate, ir.DriftGate):
+            result = _drift(rollout, gate, reader, at)
+        else:
+            result = _business(rollout, plan, gate, reader, at, look, start)
+    except queries.MissingValue as exc:
+        hint = {"pods": "pass the candidate's pod-template hash with --canary-hash",
+                "namespace": "the rollout has no `namespace`"}.get(exc.name, "")
+        raise EvaluationError(f"the query of gate `{gate.name}` uses ${exc.name}" + (f": {hint}" if hint else ""))\
+            from None
+    except Unreachable as exc:
+        result = Evaluation(rollout.name, gate.name, gate.kind, "inconclusive", at, f"no answer from Prometheus: {exc}")
+    except PrometheusError as exc:
+        raise EvaluationError(f"Prometheus rejected a query of gate `{gate.name}`: {exc}") from None
+    result.queries = reader.records
+    return result
+
+
+# -- SLO gates ---------------------------------------------------------------------------------------
+
+
+def _slo(rollout: ir.Rollout, gate: ir.SloGate, reader: _Reader, at: float) -> Evaluation:
+    text, _ = queries.slo_query(rollout, gate)
+    quantile = gate.percentile / 100.0 if gate.percentile is not None else None
+    value = reader.scalar(gate.signal, text, queries.CANARY, at, queries.slo_window_s(gate), quantile)
+    stats: dict[str, Any] = {"value": value, "threshold": gate.threshold, "op": gate.op}
+    if value is None:
+        return Evaluation(rollout.name, gate.name, "slo", "inconclusive", at,
+                          "the query returned no single number (no data, NaN or several series)", stats)
+    ok = holds(value, gate.op, gate.threshold)
+    return Evaluation(rollout.name, gate.name, "slo", "pass" if ok else "fail", at,
+                      f"{value:.6g} {'meets' if ok else 'breaches'} {gate.op} {gate.threshold:g}", stats)
+
+
+# -- drift gates -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """One drift measurement: the statistic over the `every` before ``end`` (None without enough data)."""
+
+    end: float
+    value: float | None
+    candidate_total: float
+    reference_total: float
+    reason: str = ""
+
+
+def _histogram(samples: Sequence[Sample], by: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for s in samples:
+        key = s.labels.get(by)
+        if key is None or math.isnan(s.value):
+            continue
+        out[key] = out.get(key, 0.0) + s.value
+    return out
+
+
+def _le(bound: str) -> float:
+    try:
+        return float(bound)
+    except ValueError:
+        return math.inf
+
+
+def drift_counts(candidate: dict[str, float], reference: dict[str, float], categorical: bool, bins: int
+                 ) -> tuple[list[float], list[float]]:
+    """Per-bin counts of both sides, on common bins.
+
+    Categories: one bin per category either side has, in sorted order.
+    Histograms: the union of both sides' ``le`` bounds (a side missing a bound
+    carries its previous cumulative count), rebinned to at most ``bins`` bins
+    of equal reference mass (:func:`rolloutlang.drift.rebin_cumulative`).
+    """
+    if categorical:
+        keys = sorted(set(candidate) | set(reference))
+        return [candidate.get(k, 0.0) for k in keys], [reference.get(k, 0.0) for k in keys]
+    from rolloutlang import drift
+
+    bounds = sorted(set(candidate) | set(reference), key=_le)
+
+    def cumulative(side: dict[str, float]) -> list[float]:
+        out, last = [], 0.0
+        for b in bounds:
+            last = side.get(b, last)
+            out.append(last)
+        return out
+
+    cand, ref = drift.rebin_cumulative(cumulative(candidate), cumulative(reference), bins)
+    return [float(x) for x in cand], [float(x) for x in ref]
+
+
+def _drift_window(rollout: ir.Rollout, gate: ir.DriftGate, reader: _Reader, end: float) -> Window:
+    from rolloutlang import drift
+
+    categorical = queries.categorical(rollout, gate.target)
+    by = "category" if categorical else "le"
+    text, _ = queries.distribution_query(rollout, gate)
+    candidate = _histogram(reader.run("distribution", text, queries.CANARY, end, gate.interval_s), by)
+    if gate.reference == "training":
+        ref_text, _ = queries.distribution_query(rollout, gate, reference=True)
+        reference = _histogram(reader.run("reference", ref_text, queries.TRAINING, end), by)
+    else:
+        reference = _histogram(reader.run("distribution", text, queries.STABLE, end, gate.interval_s), by)
+    if not candidate or not reference:
+        side = "candidate" if not candidate else "reference"
+        return Window(end, None, 0.0, 0.0, f"no {side} distribution in Prometheus")
+    cand, ref = drift_counts(candidate, reference, categorical, gate.bins)
+    n_cand, n_ref = sum(cand), sum(ref)
+    floor = max(gate.min_samples or 1, 1)
+    if n_cand < floor or n_ref < floor:
+        return Window(end, None, n_cand, n_ref,
+                      f"{min(n_cand, n_ref):.0f} samples, below the {floor} the gate needs")
+    value = float(drift.statistic(gate.statistic, cand, ref))  # type: ignore[arg-type]
+    if math.isnan(value):
+        return Window(end, None, n_cand, n_ref, "an empty distribution")
+    return Window(end, value, n_cand, n_ref)
+
+
+def _drift(rollout: ir.Rollout, gate: ir.DriftGate, reader: _Reader, at: float) -> Evaluation:
+    if gate.statistic not in SUPPORTED_DRIFT:
+        raise EvaluationError(f"`rollout evaluate` cannot compute `{gate.statistic}` from Prometheus histograms "
+                              f"(it computes {', '.join(SUPPORTED_DRIFT)})")
+    assert gate.threshold is not None
+    windows = [_drift_window(rollout, gate, reader, at - k * gate.interval_s) for k in range(gate.failure_limit)]
+    latest = windows[0]
+    stats: dict[str, Any] = {
+        "statistic": gate.statistic, "value": latest.value, "threshold": gate.threshold, "op": gate.op,
+        "candidate_samples": latest.candidate_total, "reference_samples": latest.reference_total,
+        "reference": gate.reference, "window_s": gate.interval_s,
+        "windows": [w.value for w in windows],
+    }
+    name = f"{gate.statistic}({gate.target})"
+    if latest.value is None:
+        return Evaluation(rollout.name, gate.name, "drift", "inconclusive", at, latest.reason, stats)
+    if holds(latest.value, gate.op, gate.threshold):
+        return Evaluation(rollout.name, gate.name, "drift", "pass", at,
+                          f"{name} = {latest.value:.4g} meets {gate.op} {gate.threshold:g}", stats)
+    breaches = sum(1 for w in windows if w.value is not None and not holds(w.value, gate.op, gate.threshold))
+    if breaches < len(windows):
+        return Evaluation(rollout.name, gate.name, "drift", "pass", at,
+                          f"{name} = {latest.value:.4g} breaches {gate.op} {gate.threshold:g}, in {breaches} of the "
+                          f"last {len(windows)} windows (`fail after {gate.failure_limit}`)", stats)
+    return Evaluation(rollout.name, gate.name, "drift", "fail", at,
+                      f"{name} = {latest.value:.4g} breaches {gate.op} {gate.threshold:g}"
+                      + (f" in each of the last {len(windows)} windows" if len(windows) > 1 else ""), stats)
+
+
+# -- business gates ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArmData:
+    """One arm's labelled data at a look: count, mean, and variance of one observation."""
+
+    n: float
+    mean: float
+    variance: float
+
+
+@dataclass(frozen=True)
+class LookData:
+    """Both arms at one look and the z-statistic of candidate minus stable."""
+
+    at: float
+    candidate: ArmData | None
+    stable: ArmData | None
+
+    @property
+    def usable(self) -> bool:
+        return (self.candidate is not None and self.stable is not None and self.candidate.n > 0
+                and self.stable.n > 0 and self.standard_error > 0)
+
+    @property
+    def difference(self) -> float:
+        assert self.candidate is not None and self.stable is not None
+        return self.candidate.mean - self.stable.mean
+
+    @property
+    def standard_error(self) -> float:
+        if self.candidate is None or self.stable is None or self.candidate.n <= 0 or self.stable.n <= 0:
+            return math.nan
+        return math.sqrt(self.candidate.variance / self.candidate.n + self.stable.variance / self.stable.n)
+
+    @property
+    def information(self) -> float:
+        se = self.standard_error
+        return 1.0 / se**2 if se > 0 and math.isfinite(se) else 0.0
+
+    @property
+    def z(self) -> float:
+        return self.difference / self.standard_error
+
+
+def _arm(metric: ir.LabelMetric, parts: dict[str, float | None]) -> ArmData | None:
+    n = parts.get("events")
+    if n is None or n <= 0:
+        return None
+    if metric.kind == "binary":
+        positives = parts.get("positives")
+        if positives is None:
+            return None
+        p = min(max(positives / n, 0.0), 1.0)
+        return ArmData(n, p, p * (1.0 - p))
+    total, squares = parts.get("values"), parts.get("squares")
+    if total is None or squares is None or n < 2:
+        return None
+    mean = total / n
+    variance = max((squares - n * mean * mean) / (n - 1.0), 0.0)
+    return ArmData(n, mean, variance)
+
+
+def _pooled(look: LookData, metric: ir.LabelMetric) -> LookData:
+    """Binary arms with the pooled proportion's variance: the two-proportion z-test under "no change"."""
+    if metric.kind != "binary" or look.candidate is None or look.stable is None:
+        return look
+    c, s = look.candidate, look.stable
+    p = (c.mean * c.n + s.mean * s.n) / (c.n + s.n)
+    v = p * (1.0 - p)
+    return LookData(look.at, ArmData(c.n, c.mean, v), ArmData(s.n, s.mean, v))
+
+
+def _read_look(rollout: ir.Rollout, metric: ir.LabelMetric, reader: _Reader, start: float, at: float) -> LookData:
+    window = at - start
+    if window <= 0:
+        return LookData(at, None, None)
+    arms: dict[str, ArmData | None] = {}
+    for arm in (queries.CANARY, queries.STABLE):
+        parts: dict[str, float | None] = {}
+        for part in queries.label_parts(metric):
+            text, _ = queries.label_query(rollout, metric, part)
+            parts[part] = reader.scalar(f"{metric.name} {part}", text, arm, at, window)
+        arms[arm] = _arm(metric, parts)
+    return _pooled(LookData(at, arms[queries.CANARY], arms[queries.STABLE]), metric)
+
+
+def planned_information(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, metric: ir.LabelMetric) -> float | None:
+    """The information (1 / variance of the difference) the plan expects at the gate's last look."""
+    from rolloutlang.checks import statistics as st
+
+    windows = st.gate_windows(plan, gate)
+    looks = st.gate_looks(gate, windows)
+    if rollout.traffic is None or not looks:
+        return None
+    sample = st.labelled_samples(windows, looks[-1].time_s, rollout.traffic.rate_rps, st.delay_model(metric.delay))
+    if sample.n_control <= 0 or sample.n_candidate <= 0:
+        return None
+    if metric.kind == "binary":
+        variance = metric.baseline * (1.0 - metric.baseline)
+    else:
+        assert metric.sd is not None
+        variance = metric.sd**2
+    return 1.0 / (variance / sample.n_control + variance / sample.n_candidate)
+
+
+@dataclass(frozen=True)
+class BusinessDecision:
+    """What the gate's test says at a look: the verdict, the bound it used and why."""
+
+    verdict: Verdict
+    bound: float | None
+    reason: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def decide_business(gate: ir.BusinessGate, z: float, fractions: Sequence[float], information: float,
+                    stable_mean: float, final: bool) -> BusinessDecision:
+    """The spec's test at one look: does the candidate's change cross the harmful bound?
+
+    This is the one place that turns a look into a decision (the statistics
+    kernel, ``rolloutlang.stats``, supplies the bounds).  ``z`` is (candidate
+    - stable) / SE; the harmful direction is down for a gate written with
+    ``>``/``>=`` (`ctr change > -1%`), up for ``<``/``<=``.  ``fractions`` are
+    the information fractions of the looks so far, the last being this one.
+    A two-sided test fails only on the harmful side.
+    """
+    from rolloutlang import stats
+
+    harmful = -1.0 if gate.op in (">", ">=") else 1.0
+    toward_harm = harmful * z
+    one_sided = gate.sided == "one"
+    if gate.test == "group-sequential":
+        spending = gate.spending or "obrien-fleming"
+        ts: list[float] = []
+        for t in fractions:
+            if t > 0 and (not ts or t > ts[-1] + 1e-12):
+                ts.append(min(t, 1.0))
+        if not ts:
+            return BusinessDecision("inconclusive", None, "no information yet")
+        bound = stats.spending_bounds(ts, gate.alpha, spending, one_sided)[-1]
+        spent = stats.alpha_spent(spending, gate.alpha if one_sided else gate.alpha / 2, ts[-1])
+        extra = {"alpha_spent": spent, "information_fractions": ts}
+    elif gate.test == "fixed":
+        if not final:
+            return BusinessDecision("pass", None, "a fixed-horizon test decides only at its last look")
+        bound = stats.normal_quantile(1.0 - (gate.alpha if one_sided else gate.alpha / 2))
+        extra = {}
+    elif gate.test == "msprt":
+        scale = abs(gate.tau if gate.tau is not None else gate.effect)
+        tau = scale * abs(stable_mean) if gate.relative else scale
+        if tau <= 0 or information <= 0:
+            return BusinessDecision("inconclusive", None, "no information yet")
+        bound = stats.msprt_z_boundary(information, tau * tau, gate.alpha)
+        extra = {"tau": tau}
+    else:  # bayesian: flat prior, normal likelihood; fail when P(harm) > 1 - alpha
+        probability = stats.normal_cdf(toward_harm)
+        bound = stats.normal_quantile(1.0 - gate.alpha)
+        extra = {"probability_of_harm": probability}
+    if toward_harm >= bound:
+        return BusinessDecision("fail", bound, f"z = {z:+.3f} crosses the harmful bound {harmful * bound:+.3f}", extra)
+    return BusinessDecision("pass", bound, f"z = {z:+.3f} within the bound {harmful * bound:+.3f}", extra)
+
+
+def _business(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, reader: _Reader, at: float,
+              look: int | None, start: float | None) -> Evaluation:
+    from rolloutlang.checks import statistics as st
+
+    metric = rollout.label_metric(gate.metric)
+    if metric is None:
+        raise EvaluationError(f"gate `{gate.name}` reads metric `{gate.metric}`, which the rollout does not declare")
+    windows = st.gate_windows(plan, gate)
+    looks = st.gate_looks(gate, windows)
+    if not looks:
+        raise EvaluationError(f"gate `{gate.name}` has no look on the plan: it needs a timed canary stage "
+                              "below 100% to compare the arms")
+    k = len(looks) if look is None else look
+    if not 1 <= k <= len(looks):
+        raise EvaluationError(f"gate `{gate.name}` has looks 1 to {len(looks)}, not {k}")
+    first = windows[0].start_s or 0.0
+    offsets = [lk.time_s - first for lk in looks]
+    begin = start if start is not None else at - offsets[k - 1]
+    notes = []
+    if gate.analysis == "matured":
+        notes.append("`analysis matured` is evaluated as `arrived`: arrival-time counters cannot tell when a "
+                     "labelled request was made")
+    data = [_read_look(rollout, metric, reader, begin, begin + offsets[j]) for j in range(k - 1)]
+    data.append(_read_look(rollout, metric, reader, begin, at))
+    current = data[-1]
+    stats_out: dict[str, Any] = {"look": k, "looks": len(looks), "test": gate.test, "alpha": gate.alpha,
+                                 "sided": gate.sided, "started_at": _iso(begin)}
+    if current.candidate is not None:
+        stats_out.update(candidate_n=current.candidate.n, candidate_mean=current.candidate.mean)
+    if current.stable is not None:
+        stats_out.update(stable_n=current.stable.n, stable_mean=current.stable.mean)
+    if not current.usable:
+        return Evaluation(rollout.name, gate.name, "business", "inconclusive", at,
+                          "an arm has no labelled data (or no variation) yet", stats_out, notes=notes)
+    assert current.stable is not None
+    maximum = planned_information(rollout, plan, gate, metric)
+    final = k == len(looks)
+    fractions = []
+    for d in data:
+        if maximum is None or maximum <= 0:
+            fractions.append(1.0 if d is current else 0.0)
+        else:
+            fractions.append(min(d.information / maximum, 1.0) if d.usable else 0.0)
+    if final:
+        fractions[-1] = 1.0  # the last look spends what is left
+    z = current.z
+    decision = decide_business(gate, z, fractions, current.information, current.stable.mean, final)
+    relative = current.difference / current.stable.mean if current.stable.mean else math.nan
+    stats_out.update(difference=current.difference, relative_difference=relative, z=z,
+                     standard_error=current.standard_error, information=current.information,
+                     planned_information=maximum, bound=decision.bound, **decision.extra)
+    return Evaluation(rollout.name, gate.name, "business", decision.verdict, at, decision.reason, stats_out,
+                      notes=notes)
+
+
+# -- acting in the cluster ---------------------------------------------------------------------------
+
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def pause_rollout(name: str, namespace: str, *, api: str | None = None, token: str | None = None,
+                  ca_file: str | None = None, timeout_s: float = 30.0) -> None:
+    """Pause an Argo Rollout, as `kubectl argo rollouts pause` does (``spec.paused: true``).
+
+    In a pod, the API address, token and CA come from the service account.
+
+    Raises:
+        OSError: the API server refused or could not be reached.
+    """
+    import json
+    import os
+    import ssl
+    import urllib.parse
+    import urllib.request
+
+    if api is None:
+        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        if not host:
+            raise OSError("not in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set)")
+        api = f"https://{host}:{port}"
+    if token is None:
+        with open(os.path.join(SERVICE_ACCOUNT, "token"), encoding="utf-8") as fh:
+            token = fh.read().strip()
+    if ca_file is None and api.startswith("https://"):
+        ca_file = os.path.join(SERVICE_ACCOUNT, "ca.crt")
+    context = ssl.create_default_context(cafile=ca_file) if api.startswith("https://") else None
+    path = (f"/apis/argoproj.io/v1alpha1/namespaces/{urllib.parse.quote(namespace, safe='')}"
+            f"/rollouts/{urllib.parse.quote(name, safe='')}")
+    request = urllib.request.Request(
+        api.rstrip("/") + path, data=json.dumps({"spec": {"paused": True}}).encode(), method="PATCH",
+        headers={"Content-Type": "application/merge-patch+json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:
+        response.read()
+
+
+def in_cluster_namespace() -> str | None:
+    import os
+
+    try:
+        with open(os.path.join(SERVICE_ACCOUNT, "namespace"), encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
