@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # name -> "module:Class", in the order `--target all` compiles them.
 TARGETS: dict[str, str] = {
+    "argo": "rolloutlang.targets.argo:ArgoRollouts",
+    "istio": "rolloutlang.targets.istio:Istio",
     "gitlab": "rolloutlang.targets.gitlab:GitLabTarget",
     "github": "rolloutlang.targets.github:GitHubTarget",
 }

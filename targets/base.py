@@ -56,15 +56,20 @@ class CompileInput:
         plan: its plan graph; targets read phases and transitions from here, never the strategy.
         source_path: the spec's path relative to the repository root, as the generated header names it.
         options: command-line choices.
-        sources: every file the rollout was read from (the spec, then what it imports), relative to
-            the repository root; a pipeline runs again when one of them changes.
+        sources: (path, text) of the spec and of every file it imports, the spec first; a target that
+            runs `rollout evaluate` in the cluster ships them; a pipeline runs again when one changes.
     """
 
     rollout: ir.Rollout
     plan: Plan
     source_path: str
     options: CompileOptions = CompileOptions()
-    sources: tuple[str, ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def source_paths(self) -> tuple[str, ...]:
+        """The paths of :attr:`sources`, the spec first; just the spec when they are not known."""
+        return tuple(path for path, _ in self.sources) or (self.source_path,)
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,11 @@ def compile_program(program: Program, targets: list[str], options: CompileOption
     if result.has_errors:
         return result
     outputs: list[Output] = []
+    sources = tuple(sorted(((path, src.text) for path, src in program.sources.items()),
+                           key=lambda item: (item[0] != program.entry, item[0])))
     for ctx in contexts:
         unit = CompileInput(rollout=ctx.rollout, plan=ctx.plan, source_path=program.entry, options=options,
-                            sources=tuple(program.files))
+                            sources=sources)
         for name in targets:
             compiled = get_target(name).compile(unit)
             result.diagnostics.extend(compiled.diagnostics)

@@ -208,7 +208,7 @@ def build_pipeline(unit: CompileInput, target: str) -> tuple[Pipeline | None, li
             "RL752", f"the {target} pipeline runs `rollout` on the spec's file, but this spec has no file "
             f"(`{unit.source_path}`)", help="compile the file in the repository: `rollout compile path/to/spec.rollout "
             f"--target {target}`"))
-    for path in unit.sources or (unit.source_path,):
+    for path in unit.source_paths:
         if not path.startswith("<") and not _PLAIN_PATH.fullmatch(path):
             diagnostics.append(error(
                 "RL753", f"the pipeline runs when `{path}` changes, but CI path filters would read that path as a "
@@ -240,7 +240,7 @@ def build_pipeline(unit: CompileInput, target: str) -> tuple[Pipeline | None, li
         name=rollout.name,
         slug=dns_label(rollout.name),
         spec_path=unit.source_path,
-        watch_paths=tuple(dict.fromkeys(unit.sources or (unit.source_path,))),
+        watch_paths=unit.source_paths,
         image=image,
         requirement=ROLLOUTLANG_REQUIREMENT,
         namespace=rollout.namespace,
