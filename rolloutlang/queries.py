@@ -36,7 +36,7 @@ exporter publishes; the names and labels are in :data:`EXPORTER_METRICS` and
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from rolloutlang import ir
@@ -127,12 +127,14 @@ def istio_matchers(site: Site, arm: str) -> str:
 
 
 def pod_matchers(site: Site) -> str:
+    """The arm's pods: Argo names them `<rollout>-<pod-template hash>-<suffix>`."""
+    if site.pod_hash is None:
+        raise MissingValue("pods")
     parts = []
     if site.namespace:
         parts.append(f"namespace={_quote(site.namespace)}")
     parts.append(f"container={_quote(CONTAINER)}")
-    hash_part = site.pod_hash if site.pod_hash is not None else "[a-z0-9]+"
-    parts.append(f"pod=~{_quote(_regex_literal(site.service) + '-' + hash_part + '-.*')}")
+    parts.append(f"pod=~{_quote(_regex_literal(site.service) + '-' + site.pod_hash + '-.*')}")
     return ", ".join(parts)
 
 
@@ -143,18 +145,18 @@ def fill(text: str, site: Site, arm: str, window_s: float | None = None, quantil
         MissingValue: the text uses ``$namespace`` for a spec without one, or
             ``$window``/``$quantile`` where none applies.
     """
-    values: dict[str, str | None] = {
-        "istio": istio_matchers(site, arm),
-        "pods": pod_matchers(site),
-        "arm": arm,
-        "service": site.service,
-        "namespace": site.namespace,
-        "window": promql_duration(window_s) if window_s is not None else None,
-        "quantile": _number(quantile) if quantile is not None else None,
+    values: dict[str, Callable[[], str | None]] = {
+        "istio": lambda: istio_matchers(site, arm),
+        "pods": lambda: pod_matchers(site),
+        "arm": lambda: arm,
+        "service": lambda: site.service,
+        "namespace": lambda: site.namespace,
+        "window": lambda: promql_duration(window_s) if window_s is not None else None,
+        "quantile": lambda: _number(quantile) if quantile is not None else None,
     }
 
     def sub(match: re.Match[str]) -> str:
-        value = values[match.group(1)]
+        value = values[match.group(1)]()
         if value is None:
             raise MissingValue(match.group(1))
         return value

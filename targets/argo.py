@@ -192,7 +192,17 @@ class _Build:
         self._validate()
 
     def _check_strings(self) -> None:
-        """Argo reads `{{...}}` in an analysis metric as an argument: no spec text that reaches one may hold it."""
+        """Argo reads `{{...}}` in an analysis metric as an argument: no spec text that reaches one may hold it.
+
+        Notification channels share one annotation per trigger, separated by `;`.
+        """
+        for rule in self.rollout.rules:
+            for action in rule.actions:
+                if action.kind == "notify" and action.channel is not None and _bad_channel(action.channel):
+                    self.error("RL725", f"notification channel {action.channel!r} cannot be subscribed to",
+                               action.span, label="`;`, a line break, or empty",
+                               help="Argo Rollouts lists a trigger's recipients in one annotation, separated "
+                                    "by `;`: name one channel per `notify`, without `;` or line breaks")
         source = self.rollout.metrics_source
         texts: list[tuple[str, str, Span]] = []
         if source is not None:
@@ -278,12 +288,16 @@ class _Build:
         window = queries.slo_window_s(gate)
         quantile = gate.percentile / 100.0 if gate.percentile is not None else None
         success, failure = _condition(gate.op, gate.threshold, use.action == "abort")
+        try:
+            query = queries.fill(text, site, arm, window, quantile)
+        except queries.MissingValue:
+            query = ""  # `$namespace` without a namespace: RL732 says so
         return MetricView(
             name=dns_label(gate.name), provider="prometheus", interval=kube.go_duration(gate.interval_s),
             failure_limit=use.failure_limit,
             inconclusive_limit=use.inconclusive_limit, success_condition=success, failure_condition=failure,
             address=source.address if source is not None else "",
-            query=queries.fill(text, site, arm, window, quantile),
+            query=query,
         )
 
     def _job_metric(self, use: GateUse, look_arg: bool) -> MetricView:
@@ -681,7 +695,7 @@ class _Build:
                 meta.annotations[f"{kube.LABEL_PREFIX}/stable-model-digest"] = stable.pin.digest
         if r.owner:
             meta.annotations[f"{kube.LABEL_PREFIX}/owner"] = r.owner
-        channels = _channels(r)
+        channels = [c for c in _channels(r) if not _bad_channel(c)]
         if channels:
             joined = ";".join(channels)
             for trigger in NOTIFY_TRIGGERS:
@@ -734,6 +748,10 @@ class _Build:
             "stable_subset": kube.STABLE_SUBSET, "canary_subset": kube.CANARY_SUBSET,
             "primary_route": kube.PRIMARY_ROUTE,
         }
+
+
+def _bad_channel(channel: str) -> bool:
+    return not channel.strip() or any(c in channel for c in ";\n\r")
 
 
 def _channels(rollout: ir.Rollout) -> list[str]:

@@ -55,7 +55,8 @@ def compile_program(program: Program, targets: list[str], options: CompileOption
                             sources=sources)
         for name in targets:
             compiled = get_target(name).compile(unit)
-            result.diagnostics.extend(compiled.diagnostics)
+            # Two targets may say the same thing about one construct; say it once.
+            result.diagnostics.extend(d for d in compiled.diagnostics if d not in result.diagnostics)
             outputs.extend(compiled.outputs)
     seen: dict[str, Output] = {}
     for out in outputs:

@@ -94,6 +94,10 @@ class Istio(Target):
                 c.route.span, help="a rolling update has no second version to route to; use a canary or a "
                                    "blue-green switch to move consumers on their own")
                 for c in r.consumers if c.route is not None)
+        if unit.options.per_stage and isinstance(r.strategy, ir.Rolling) and r.holdout is not None:
+            diagnostics.append(warning(
+                "RL713", "the holdout is not routed: a rolling update leaves no second version to keep a share "
+                "on", r.holdout.span, help="a holdout needs a traffic split: use a canary"))
         subsets: list[Subset] = []
         views: list[VirtualServiceView] = []
         if unit.options.per_stage:
@@ -168,6 +172,8 @@ class Istio(Target):
         views: list[VirtualServiceView] = []
         phases: list[tuple[str, float, float, Span | None]] = []  # name, weight, mirror, weight span
         for phase in plan.phases:
+            if phase.post_promotion and isinstance(r.strategy, ir.Rolling):
+                continue
             phases.append((phase.name, phase.weight_percent, phase.shadow_percent, _weight_span(phase)))
         pre = plan.pre_promotion
         if pre and (pre[-1].weight_percent < 100 or isinstance(r.strategy, ir.BlueGreen)) \
