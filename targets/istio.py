@@ -108,7 +108,9 @@ class Istio(Target):
                 subsets = [Subset(kube.STABLE_SUBSET, {kube.APP_LABEL: names.service}),
                            Subset(kube.CANARY_SUBSET, {kube.APP_LABEL: names.service})]
             views = [self._managed(r, names, routes)]
-        for problem, span in validate_routing(views, subsets, names.service, r.span):
+        checked = [] if any(d.is_error for d in diagnostics) else validate_routing(views, subsets, names.service,
+                                                                                   r.span)
+        for problem, span in checked:
             diagnostics.append(error("RL746", f"the generated routing breaks an Istio rule: {problem}", span,
                                      help="this is a bug in rolloutlang; please report it with the spec"))
         if any(d.is_error for d in diagnostics):

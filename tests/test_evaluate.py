@@ -326,7 +326,7 @@ def test_pause_rollout_patches_spec_paused() -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         pause_rollout("ranker", "recs", api=f"http://127.0.0.1:{server.server_address[1]}", token="t0ken")
