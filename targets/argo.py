@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 
 from rolloutlang import ir, queries
 from rolloutlang.checks import statistics as st
-from rolloutlang.diagnostics import Diagnostic, error, warning
+from rolloutlang.diagnostics import Diagnostic, Severity, error, warning
 from rolloutlang.plan import Phase, Plan
 from rolloutlang.source import Span
 from rolloutlang.targets import kube
@@ -181,6 +181,7 @@ class _Build:
             self._blue_green(r.strategy)
         else:
             self._rolling(r.strategy)
+        self._left_to_others()
         if self.needs_evaluator:
             self._evaluator_image()
             if not r.namespace:
@@ -219,6 +220,22 @@ class _Build:
                     and not self.rollout.namespace:
                 self.error("RL732", f"{what} uses `$namespace`, but the rollout has no namespace", span,
                            help="add `namespace NAME` to the rollout, or write the namespace into the query")
+
+    def _left_to_others(self) -> None:
+        """Notes for what a reader might look for in the manifests but that another tool does."""
+        r = self.rollout
+        for approval in r.approvals:
+            if approval.what != "rollback":
+                self.diagnostics.append(Diagnostic(
+                    Severity.NOTE, "RL735", f"Argo Rollouts waits for the `{approval.what}` approval (a `pause` "
+                    "step), but cannot say who may give it", approval.span,
+                    help="who may promote is whoever may patch the Rollout: grant that in Kubernetes RBAC, or "
+                         "promote from a CI job whose environment requires these reviewers"))
+        if r.request_log is not None:
+            self.diagnostics.append(Diagnostic(
+                Severity.NOTE, "RL736", "request logging is not compiled: the sample rate, fields and PII "
+                "treatment are the model server's own configuration", r.request_log.span,
+                help="configure the server's request log to match; `rollout check` keeps checking the PII rules"))
 
     # -- gates -------------------------------------------------------------------------------------
 
@@ -568,6 +585,11 @@ class _Build:
         if any("canary-hash" in t.args for t in self.templates if t.role == "background"):
             self.background_args = [{"name": "canary-hash", "hash": "Latest"}]
         self.strategy = {"kind": "rolling", "max_surge": surge, "max_unavailable": unavailable}
+        phase = next((p for p in self.plan.pre_promotion if p.kind == "rolling"), None)
+        if phase is not None and phase.approval:
+            # Update every pod, then wait: until someone promotes, an abort still brings the old pods back.
+            self._step("setWeight", weight=100)
+            self._step("pause")
 
     def _holdout(self) -> None:
         h = self.rollout.holdout
