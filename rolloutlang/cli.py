@@ -61,13 +61,15 @@ class _Group(click.Group):
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks for internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """rollout: check, format, explain, graph and compile .rollout files; `rollout ci` runs pipeline steps.
+    """rollout: check, format, explain, graph and compile .rollout files, and judge their gates.
 
     \b
     Examples:
       rollout check examples/ranker-v2.rollout
       rollout fmt --check examples/*.rollout
       rollout explain examples/ranker-v2.rollout > comment.md
+      rollout compile examples/ranker-v2.rollout -t argo,istio -o deploy/ranker
+      rollout evaluate examples/ranker-v2.rollout --gate ctr --look 2
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

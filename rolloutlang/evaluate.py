@@ -39,8 +39,7 @@ Verdict = Literal["pass", "fail", "inconclusive"]
 EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "inconclusive": 3}
 EVALUATION_FORMAT_VERSION = 1
 
-# The drift statistics `rollout evaluate` can compute from Prometheus histograms.
-SUPPORTED_DRIFT = ("psi", "kl", "js")
+SUPPORTED_DRIFT = queries.EVALUATED_DRIFT
 
 Fetch = Callable[[str, float], list[Sample]]
 

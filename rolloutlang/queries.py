@@ -63,6 +63,9 @@ ERROR_RATE = ('sum(rate(istio_requests_total{$istio, response_code=~"5.."}[$wind
 SATURATION = ('sum(rate(container_cpu_usage_seconds_total{$pods}[$window])) '
               '/ sum(kube_pod_container_resource_requests{$pods, resource="cpu"})')
 
+# The drift statistics `rollout evaluate` computes from Prometheus histograms (not mmd, adwin: they need samples).
+EVALUATED_DRIFT = ("psi", "kl", "js")
+
 # Built-in SLO signals and the query name that overrides each.
 SLO_QUERIES = {"latency": LATENCY, "error_rate": ERROR_RATE, "saturation": SATURATION}
 

@@ -243,10 +243,8 @@ class _Build:
         return [rule for rule in self.rollout.rules if gate in rule.gates]
 
     def _classify_gates(self) -> None:
-        from rolloutlang.evaluate import SUPPORTED_DRIFT
-
         for gate in self.rollout.gates:
-            if isinstance(gate, ir.DriftGate) and gate.statistic not in SUPPORTED_DRIFT:
+            if isinstance(gate, ir.DriftGate) and gate.statistic not in queries.EVALUATED_DRIFT:
                 self.warn("RL716", f"gate `{gate.name}` is not compiled: `rollout evaluate` cannot compute "
                           f"`{gate.statistic}` from Prometheus histograms", gate.target_span or gate.span,
                           label="needs raw samples",
