@@ -286,6 +286,14 @@ class _Build:
                           gate.span, help="Prometheus counts labels when they arrive, not by the time of their "
                                           "request, so `rollout evaluate` cannot keep only matured requests; "
                                           "lengthen the stages or start the gate later instead")
+            kube_name = dns_label(gate.name)
+            clash = next((u.gate for u in self.uses if dns_label(u.gate.name) == kube_name), None)
+            if clash is not None:
+                self.error("RL731", f"gates `{clash.name}` and `{gate.name}` would both be named `{kube_name}` in "
+                           "Kubernetes", gate.span, label="same Kubernetes name",
+                           help="Kubernetes names are lower case with `-`: rename one gate so the two differ "
+                                "after `_` becomes `-`")
+                continue
             provider: Literal["prometheus", "job"] = "prometheus" if isinstance(gate, ir.SloGate) else "job"
             if provider == "job":
                 self.needs_evaluator = True

@@ -492,6 +492,14 @@ def test_names_become_dns_labels() -> None:
     text = spec(SLO).replace("service demo", "service Demo_Service")
     docs = argo_outputs(text)
     assert "Rollout/demo-service" in docs and "Service/demo-service-canary" in docs
+    long_name = "Very_Long_" * 1000
+    text = spec(SLO.replace("errors", long_name)).replace("service demo", f"service {long_name}")
+    outputs, diags = compile_text(text, ["argo", "istio"])
+    assert not [d for d in diags if d.is_error]
+    for _, doc in documents(outputs):
+        assert len(doc["metadata"]["name"]) <= 63 and schema_errors(doc) == []
+    clash = spec(SLO + "  gate Errors: error rate < 2%\n  on Errors fail: rollback\n")
+    assert codes(clash) == [("RL731", _line(clash, "gate Errors"))]
 
 
 def test_compile_cli_writes_argo_and_istio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -508,3 +516,22 @@ def test_the_target_is_registered() -> None:
 
     assert targets.resolve(["all"])[:2] == ["argo", "istio"]
     assert isinstance(targets.get_target("argo"), argo.ArgoRollouts)
+
+
+def test_the_config_map_holds_a_spec_the_evaluator_can_load(tmp_path: Path) -> None:
+    """The job mounts the ConfigMap's files at their repository paths; imports resolve under that root."""
+    from rolloutlang.loader import load
+
+    outputs, _ = compile_example("fraud-scorer", ["argo"])
+    config = by_kind(outputs, "ConfigMap")[0]
+    template = next(t for t in by_kind(outputs, "AnalysisTemplate") if t["metadata"]["name"] == "scorer-score-drift")
+    job = template["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]
+    for item in job["volumes"][0]["configMap"]["items"]:
+        (tmp_path / item["path"]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / item["path"]).write_text(config["data"][item["key"]], encoding="utf-8")
+    args = job["containers"][0]["args"]
+    entry = args[args.index("--root") + 2].replace("/etc/rolloutlang/spec", str(tmp_path))
+    program = load(Path(entry), tmp_path)
+    assert not program.has_errors, [d.message for d in program.diagnostics]
+    assert program.rollouts()[0].gate("score-drift") is not None
+    assert program.rollouts()[0].gate("latency") is not None  # from the imported gate set
