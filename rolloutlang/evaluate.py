@@ -519,12 +519,10 @@ def _business(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, reader: _R
     assert current.stable is not None
     maximum = planned_information(rollout, plan, gate, metric)
     final = k == len(looks)
-    fractions = []
-    for d in data:
-        if maximum is None or maximum <= 0:
-            fractions.append(1.0 if d is current else 0.0)
-        else:
-            fractions.append(min(d.information / maximum, 1.0) if d.usable else 0.0)
+    if maximum is None or maximum <= 0:  # no traffic model to plan with: the looks are taken as evenly spaced
+        fractions = [(j + 1) / len(looks) for j in range(k)]
+    else:
+        fractions = [min(d.information / maximum, 1.0) if d.usable else 0.0 for d in data]
     if final:
         fractions[-1] = 1.0  # the last look spends what is left
     z = current.z

@@ -155,7 +155,7 @@ def fill(text: str, site: Site, arm: str, window_s: float | None = None, quantil
         "service": lambda: site.service,
         "namespace": lambda: site.namespace,
         "window": lambda: promql_duration(window_s) if window_s is not None else None,
-        "quantile": lambda: _number(quantile) if quantile is not None else None,
+        "quantile": lambda: format_number(quantile) if quantile is not None else None,
     }
 
     def sub(match: re.Match[str]) -> str:
@@ -193,9 +193,13 @@ def promql_duration(seconds: float) -> str:
     return f"{ms}ms"
 
 
-def _number(x: float) -> str:
-    text = f"{x:.10f}".rstrip("0").rstrip(".")
-    return text or "0"
+def format_number(x: float) -> str:
+    """A number as PromQL and Argo's expressions read it: positional (`0.00001`, never `1e-05`), exact."""
+    from decimal import Decimal
+
+    if float(x).is_integer() and abs(x) < 2**53:
+        return str(int(x))
+    return format(Decimal(repr(float(x))), "f")
 
 
 # -- the query each gate reads -----------------------------------------------------------------------

@@ -35,7 +35,6 @@ from rolloutlang.targets import kube
 from rolloutlang.targets.base import CompileInput, Output, Target, TargetResult, dns_label
 from rolloutlang.units import duration_text
 
-API_VERSION = "argoproj.io/v1alpha1"
 SPEC_MOUNT = "/etc/rolloutlang/spec"
 MIRROR_ROUTE = "mirror"
 MAX_STEPS = 1000
@@ -118,7 +117,7 @@ def _condition(op: str, threshold: float, breach_matches: bool) -> tuple[str, st
     failure condition never holds, so a breach is inconclusive too: the
     Rollout pauses instead of aborting.
     """
-    value = queries._number(threshold) if threshold >= 0 else "-" + queries._number(-threshold)
+    value = queries.format_number(threshold) if threshold >= 0 else "-" + queries.format_number(-threshold)
     data = "len(result) == 1 && !isNaN(result[0])"
     negated = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}[op]
     success = f"{data} && result[0] {op} {value}"

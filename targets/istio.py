@@ -31,8 +31,6 @@ from rolloutlang.source import Span
 from rolloutlang.targets import kube
 from rolloutlang.targets.base import CompileInput, Output, Target, TargetResult, dns_label
 
-API_VERSION = "networking.istio.io/v1beta1"
-
 
 @dataclass
 class Destination:

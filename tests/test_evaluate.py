@@ -404,3 +404,12 @@ def test_cli_confirmation_judges_again_later(spec_file: Path, fake: FakePromethe
     payload = json.loads(out)
     assert code == 1 and "confirmed after 30m" in payload["notes"][0]
     assert {at for _, at in fake.calls} >= {T, T + 1800}
+
+
+def test_without_a_traffic_model_the_looks_are_evenly_spaced() -> None:
+    fake = FakePrometheus()
+    _binary(fake, "stable", 900.0, 0.05)
+    _binary(fake, "canary", 100.0, 0.05)
+    result = evaluate("ctr", fake, SPEC.replace("  traffic 1000 rps\n", ""), look=1)
+    assert result.statistics["information_fractions"] == [0.5]
+    assert result.statistics["planned_information"] is None
