@@ -406,12 +406,18 @@ def _parse_time(text: str | None) -> float:
     import time
     from datetime import datetime
 
+    import math
+
     if text is None or text == "now":
         return time.time()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if math.isfinite(seconds) and 0 <= seconds < 253402300800:  # up to the year 9999
+            return seconds
+        raise click.BadParameter(f"`{text}` is not a time", param_hint="'--at'")
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
