@@ -403,10 +403,9 @@ EXIT_INCONCLUSIVE = 3
 
 def _parse_time(text: str | None) -> float:
     """`now`, unix seconds, or an RFC 3339 time (`2025-06-01T12:00:00Z`) as unix seconds."""
+    import math
     import time
     from datetime import datetime
-
-    import math
 
     if text is None or text == "now":
         return time.time()

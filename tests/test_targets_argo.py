@@ -535,3 +535,28 @@ def test_the_config_map_holds_a_spec_the_evaluator_can_load(tmp_path: Path) -> N
     assert not program.has_errors, [d.message for d in program.diagnostics]
     assert program.rollouts()[0].gate("score-drift") is not None
     assert program.rollouts()[0].gate("latency") is not None  # from the imported gate set
+
+
+# -- the syntax targets read ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "code", "col"), [
+    ("serving { port 70000 }", "RL280", 18),
+    ("serving { port 0 }", "RL201", 18),
+    ('metrics prometheus "http://p" { evaluator "a b" }', "RL281", 45),
+    ('metrics prometheus "http://p" { evaluator "a" evaluator "b" }', "RL102", 49),
+])
+def test_port_and_evaluator_are_checked_when_lowering(text: str, code: str, col: int) -> None:
+    from rolloutlang.loader import load_text
+
+    program = load_text(f"rollout x {{\n  {text}\n}}\n", "x.rollout")
+    assert [(d.code, d.span.line, d.span.col) for d in program.diagnostics if d.span] == [(code, 2, col)]
+
+
+def test_port_and_evaluator_reach_the_ir_and_the_manifests() -> None:
+    docs = argo_outputs(spec(SLO + "  gate ctr: ctr change > -5% relative\n  on ctr fail: rollback\n").replace(
+        "resources cpu 1, memory 2Gi", "resources cpu 1, memory 2Gi\n    port 8501"))
+    assert docs["Service/demo"]["spec"]["ports"] == [{"name": "http", "port": 8501, "targetPort": "http",
+                                                      "protocol": "TCP"}]
+    container = docs["Rollout/demo"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"] == [{"name": "http", "containerPort": 8501, "protocol": "TCP"}]
