@@ -559,7 +559,7 @@ def pause_rollout(name: str, namespace: str, *, api: str | None = None, token: s
         host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
         if not host:
             raise OSError("not in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set)")
-        api = f"https://{host}:{port}"
+        api = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"  # an IPv6 service address
     if token is None:
         with open(os.path.join(SERVICE_ACCOUNT, "token"), encoding="utf-8") as fh:
             token = fh.read().strip()
