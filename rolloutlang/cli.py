@@ -490,7 +490,7 @@ def evaluate(file: Path, gate_name: str, rollout_name: str | None, address: str 
     import json
     import time
 
-    from rolloutlang.evaluate import EvaluationError, evaluate_gate
+    from rolloutlang.evaluate import EvaluationError, evaluate_gate, iso_time
     from rolloutlang.plan import build_plan
     from rolloutlang.prometheus import query
 
@@ -528,8 +528,8 @@ def evaluate(file: Path, gate_name: str, rollout_name: str | None, address: str 
             started = result.statistics.get("started_at")
             again = evaluate_gate(rollout, plan, gate_name, fetch, later, look=look, pod_hash=canary_hash,
                                   start=_parse_time(started) if isinstance(started, str) else None)
-            again.notes.insert(0, f"failed at {_iso_time(at)} too; confirmed after {confirm_text}"
-                               if again.verdict == "fail" else f"failed at {_iso_time(at)}, not confirmed "
+            again.notes.insert(0, f"failed at {iso_time(at)} too; confirmed after {confirm_text}"
+                               if again.verdict == "fail" else f"failed at {iso_time(at)}, not confirmed "
                                f"{confirm_text} later")
             again.queries = result.queries + again.queries
             result = again
@@ -561,14 +561,10 @@ def evaluate(file: Path, gate_name: str, rollout_name: str | None, address: str 
     sys.exit(result.exit_code)
 
 
-def _iso_time(t: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
 def _evaluation_text(result: Any) -> str:
-    lines = [f"{result.verdict.upper()}: gate `{result.gate}` of `{result.rollout}` at {_iso_time(result.at)}",
+    from rolloutlang.evaluate import iso_time
+
+    lines = [f"{result.verdict.upper()}: gate `{result.gate}` of `{result.rollout}` at {iso_time(result.at)}",
              f"  {result.reason}"]
     for key, value in result.statistics.items():
         if value is None or isinstance(value, list):

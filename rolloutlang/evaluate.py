@@ -59,7 +59,7 @@ class QueryRecord:
     result: list[dict[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
-        return {"what": self.what, "arm": self.arm, "at": _iso(self.at), "query": self.query, "result": self.result}
+        return {"what": self.what, "arm": self.arm, "at": iso_time(self.at), "query": self.query, "result": self.result}
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Evaluation:
             "gate": self.gate,
             "kind": self.kind,
             "verdict": self.verdict,
-            "at": _iso(self.at),
+            "at": iso_time(self.at),
             "reason": self.reason,
             "statistics": {k: _json_number(v) for k, v in self.statistics.items()},
             "notes": list(self.notes),
@@ -103,7 +103,8 @@ def _json_number(value: Any) -> Any:
     return value
 
 
-def _iso(t: float) -> str:
+def iso_time(t: float) -> str:
+    """A unix time in RFC 3339, UTC, with milliseconds only when it has them."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) + (f"{t % 1:.3f}"[1:] if t % 1 else "")
 
 
@@ -508,7 +509,7 @@ def _business(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, reader: _R
     data.append(_read_look(rollout, metric, reader, begin, at))
     current = data[-1]
     stats_out: dict[str, Any] = {"look": k, "looks": len(looks), "test": gate.test, "alpha": gate.alpha,
-                                 "sided": gate.sided, "started_at": _iso(begin)}
+                                 "sided": gate.sided, "started_at": iso_time(begin)}
     if current.candidate is not None:
         stats_out.update(candidate_n=current.candidate.n, candidate_mean=current.candidate.mean)
     if current.stable is not None:

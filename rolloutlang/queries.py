@@ -114,8 +114,8 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _regex_literal(value: str) -> str:
-    """``value`` as a literal inside a PromQL regex (RE2)."""
+def regex_literal(value: str) -> str:
+    """``value`` as a literal inside an RE2 regex (PromQL's `=~`, Istio's header `regex`)."""
     return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value)
 
 
@@ -137,7 +137,7 @@ def pod_matchers(site: Site) -> str:
     if site.namespace:
         parts.append(f"namespace={_quote(site.namespace)}")
     parts.append(f"container={_quote(CONTAINER)}")
-    parts.append(f"pod=~{_quote(_regex_literal(site.service) + '-' + site.pod_hash + '-.*')}")
+    parts.append(f"pod=~{_quote(regex_literal(site.service) + '-' + site.pod_hash + '-.*')}")
     return ", ".join(parts)
 
 

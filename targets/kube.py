@@ -97,25 +97,21 @@ class HeaderRoute:
 _RE2_UNSUPPORTED = re.compile(r"\(\?[=!<]|\\[1-9]|\(\?P=")
 
 
-def _re2_literal(text: str) -> str:
-    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
-
-
 def cookie_regex(name: str, match: str, value: str) -> str:
     """A regex on the whole `Cookie` header that holds when cookie ``name`` matches ``value``.
 
     Istio's header regexes must match the whole header value (RE2, full match).
     """
     if match == "exact":
-        body = _re2_literal(value)
+        body = queries.regex_literal(value)
     elif match == "prefix":
-        body = _re2_literal(value) + "[^;]*"
+        body = queries.regex_literal(value) + "[^;]*"
     else:
         body = value[1:] if value.startswith("^") else value
         if body.endswith("$") and not body.endswith("\\$"):
             body = body[:-1]
         body = f"(?:{body})"
-    return f"(?:.*;\\s*)?{_re2_literal(name)}={body}(?:;.*)?"
+    return f"(?:.*;\\s*)?{queries.regex_literal(name)}={body}(?:;.*)?"
 
 
 def header_routes(rollout: ir.Rollout, consumer_targets: dict[str, ir.Role]) -> list[HeaderRoute]:
