@@ -196,13 +196,6 @@ class _Build:
 
         Notification channels share one annotation per trigger, separated by `;`.
         """
-        for rule in self.rollout.rules:
-            for action in rule.actions:
-                if action.kind == "notify" and action.channel is not None and _bad_channel(action.channel):
-                    self.error("RL725", f"notification channel {action.channel!r} cannot be subscribed to",
-                               action.span, label="`;`, a line break, or empty",
-                               help="Argo Rollouts lists a trigger's recipients in one annotation, separated "
-                                    "by `;`: name one channel per `notify`, without `;` or line breaks")
         source = self.rollout.metrics_source
         texts: list[tuple[str, str, Span]] = []
         if source is not None:
@@ -722,7 +715,7 @@ class _Build:
                 meta.annotations[f"{kube.LABEL_PREFIX}/stable-model-digest"] = stable.pin.digest
         if r.owner:
             meta.annotations[f"{kube.LABEL_PREFIX}/owner"] = r.owner
-        channels = [c for c in _channels(r) if not _bad_channel(c)]
+        channels = _channels(r)  # lowering admits channel names only (RL291): no `;`, no line break
         if channels:
             joined = ";".join(channels)
             for trigger in NOTIFY_TRIGGERS:
@@ -775,10 +768,6 @@ class _Build:
             "stable_subset": kube.STABLE_SUBSET, "canary_subset": kube.CANARY_SUBSET,
             "primary_route": kube.PRIMARY_ROUTE,
         }
-
-
-def _bad_channel(channel: str) -> bool:
-    return not channel.strip() or any(c in channel for c in ";\n\r")
 
 
 def _channels(rollout: ir.Rollout) -> list[str]:

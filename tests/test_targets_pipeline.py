@@ -243,7 +243,7 @@ def _hostile_unit(value: str) -> CompileInput:
         "approvals": tuple(a.model_copy(update={"approvers": ("@ok", value)}) for a in rollout.approvals),
         "rules": rules, "owner": value})
     return CompileInput(rollout=rollout, plan=build_plan(rollout), source_path="spec.rollout",
-                        options=CompileOptions(ci_image=CI_IMAGE), sources=("spec.rollout",))
+                        options=CompileOptions(ci_image=CI_IMAGE), sources=(("spec.rollout", ""),))
 
 
 def github_evaluate(text: str) -> str:
