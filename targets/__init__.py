@@ -27,6 +27,7 @@ TARGETS: dict[str, str] = {
 
 # Names that stand for several targets.
 GROUPS: dict[str, tuple[str, ...]] = {
+    "cluster": ("argo", "istio"),
     "ci": ("gitlab", "github"),
 }
 

@@ -212,3 +212,9 @@ def test_compile_with_an_unknown_target_is_a_usage_error(tmp_path: Path, echo_ta
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["compile", str(_spec(tmp_path)), "--target", "ecco"], capsys)
     assert code == 2 and "did you mean `echo`" in err
+
+
+def test_groups_expand_in_registry_order() -> None:
+    assert targets.resolve(["cluster"]) == ["argo", "istio"]
+    assert targets.resolve(["github", "ci", "istio"]) == ["istio", "gitlab", "github"]
+    assert targets.resolve(["all"]) == ["argo", "istio", "gitlab", "github"]
