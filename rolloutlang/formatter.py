@@ -215,7 +215,8 @@ def _log_pii(n: Node) -> str:
 
 
 def _rule_head(n: Node) -> str:
-    return f"on {', '.join(t.text for t in n.toks('NAME'))} fail:"
+    event = n.tok("RULE_EVENT")
+    return f"on {', '.join(t.text for t in n.toks('NAME'))} {event.text if event is not None else 'fail'}:"
 
 
 # Statements and items that always take one line, by rule name.  Keywords are

@@ -146,12 +146,32 @@ class Consumer(Node):
 # -- traffic, metrics and labels ---------------------------------------------------
 
 
+class HeaderMatchKey(BaseModel):
+    """A request header or cookie whose value identifies a user or session."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["header", "cookie"]
+    name: str
+
+
 class TrafficModel(Node):
-    """Request rate and its daily shape; used by the power check and the simulator."""
+    """Request rate, its daily shape, and how requests are split between the versions.
+
+    The rate follows ``rate (1 + diurnal cos(2 pi (hour - peak) / 24))``; the
+    rollout starts at ``start_hour`` (unknown: the checks assume the worst
+    start).  ``unit`` is what is randomized: each request on its own
+    (weighted routing), or every request of a user or session to the same
+    version, recognised by ``unit_key``.
+    """
 
     rate_rps: float
     diurnal_amplitude: float = Field(default=0.0, description="fraction, 0.3 = +-30% around the mean")
     peak_hour: float | None = Field(default=None, description="hour of day (0-24) of the peak")
+    start_hour: float | None = Field(default=None, description="hour of day (0-24) the rollout starts")
+    unit: Literal["request", "user", "session"] = "request"
+    unit_key: HeaderMatchKey | None = Field(default=None, description="the header or cookie naming the unit")
+    requests_per_unit: float | None = Field(default=None, description="mean requests per user or session")
 
 
 class QueryOverride(Node):
@@ -188,6 +208,7 @@ class LabelMetric(Node):
     kind: Literal["binary", "continuous"]
     baseline: float = Field(description="a rate in [0, 1] for binary metrics, a mean for continuous ones")
     sd: float | None = Field(default=None, description="standard deviation of a continuous metric")
+    icc: float | None = Field(default=None, description="intra-unit correlation when users or sessions are split")
     delay: LabelDelay
     origin: str | None = Field(default=None, description="gate set it came from, when imported")
 
@@ -259,7 +280,14 @@ Comparison = Literal["<", "<=", ">", ">="]
 
 
 class SloGate(Node):
-    """An infrastructure gate: latency percentile, error rate, saturation or a custom query."""
+    """An infrastructure gate: latency percentile, error rate, saturation or a custom query.
+
+    A ``threshold`` gate compares the candidate's value with a fixed number; a
+    ``change`` gate compares it with the stable version's over the same window
+    (``p99 latency change < +10%``), and ``threshold`` is then the change.  A
+    window with fewer than ``min_samples`` requests, or none, is no data: the
+    gate is inconclusive and the plan pauses; it never passes on no data.
+    """
 
     kind: Literal["slo"] = "slo"
     name: str
@@ -267,7 +295,12 @@ class SloGate(Node):
     percentile: float | None = Field(default=None, description="for latency, e.g. 99")
     query: str | None = Field(default=None, description="name of a query override, for signal=query")
     op: Comparison
-    threshold: float = Field(description="seconds for latency, a fraction for rates")
+    threshold: float = Field(description="seconds for latency, a fraction for rates; the change for change gates")
+    comparison: Literal["threshold", "change"] = "threshold"
+    relative: bool = Field(default=False, description="change gates: a relative change (0.1 = +10%)")
+    baseline: float | None = Field(default=None, description="the stable version's current value, in the "
+                                                              "signal's unit")
+    min_samples: int | None = Field(default=None, description="requests a window needs to count")
     interval_s: float = 60.0
     failure_limit: int = 1
     from_stage: str | None = None
@@ -294,12 +327,21 @@ class DriftGate(Node):
     origin: str | None = None
 
 
+Hypothesis = Literal["harm", "non-inferiority"]
+
+
 class BusinessGate(Node):
     """A business metric compared candidate vs stable with a statistical test.
 
-    The gate fails when the test finds, at level ``alpha``, that the metric
-    moved in the harmful direction; ``min_effect`` is the change it must detect
-    with probability ``power`` (the threshold written in the gate by default).
+    The written comparison gives the healthy side (``>``: higher is better)
+    and the ``margin``, the change the plan tolerates.  The ``hypothesis``
+    puts the burden of proof: ``harm`` fails only on evidence that the change
+    is beyond the margin on the wrong side; ``non-inferiority`` allows
+    promotion only on evidence that it is within the margin, and fails when
+    that can no longer be shown.  ``effect`` is the change the ``power`` is
+    sized for.  ``margin``, ``effect`` and ``tau`` are relative (-0.01 = -1%)
+    or in the metric's units, as ``relative`` says.  The statistics are in
+    :mod:`rolloutlang.stats.designs`.
     """
 
     kind: Literal["business"] = "business"
@@ -307,27 +349,51 @@ class BusinessGate(Node):
     metric: str
     metric_span: Span
     op: Comparison
-    threshold: float = Field(description="the change that matters: relative (-0.01 = -1%) or absolute")
+    margin: float = Field(description="the tolerated change: relative (-0.01 = -1%) or absolute")
     relative: bool = True
-    test: Literal["fixed", "group-sequential", "msprt", "bayesian"] = "group-sequential"
-    spending: Literal["obrien-fleming", "pocock"] | None = "obrien-fleming"
-    alpha: float = 0.05
+    hypothesis: Hypothesis
+    effect: float = Field(description="the change the power is sized for, like the margin")
     power: float = 0.8
-    min_effect: float | None = None
-    sided: Literal["one", "two"] = "two"
+    test: Literal["fixed", "group-sequential", "msprt", "bayesian"] = "group-sequential"
+    spending: Literal["obrien-fleming", "pocock", "hsd"] | None = "obrien-fleming"
+    spending_gamma: float | None = Field(default=None, description="the Hwang-Shih-DeCani gamma (hsd)")
+    futility: bool = False
+    alpha: float | None = Field(default=None, description="None: 5%, or the gate's share of a false-rollback "
+                                                          "budget across gates")
+    sided: Literal["one", "two"] = "one"
     analysis: Literal["arrived", "matured"] = "arrived"
     interval_s: float | None = Field(default=None, description="look every; None = at the end of each stage")
-    tau: float | None = Field(default=None, description="mSPRT mixing scale")
+    interval_span: Span | None = None
+    test_span: Span | None = None
+    tau: float | None = Field(default=None, description="mSPRT mixing SD / Bayesian prior SD, like the margin; "
+                                                        "None = |effect - margin|")
     from_stage: str | None = None
     origin: str | None = None
 
     @property
-    def effect(self) -> float:
-        """The effect to detect: min_effect if given, else the threshold."""
-        return self.min_effect if self.min_effect is not None else self.threshold
+    def higher_is_better(self) -> bool:
+        return self.op in (">", ">=")
 
 
-Gate = Annotated[SloGate | DriftGate | BusinessGate, Field(discriminator="kind")]
+class SrmGate(Node):
+    """Sample-ratio mismatch: the observed split of units against the declared weights.
+
+    Fails when a chi-square test (one degree of freedom) of the units counted
+    in the current stage rejects the stage's weight at ``alpha``: a broken
+    assignment biases every comparison gate.
+    """
+
+    kind: Literal["srm"] = "srm"
+    name: str
+    alpha: float = 0.001
+    interval_s: float = 3600.0
+    min_samples: int | None = None
+    from_stage: str | None = None
+    origin: str | None = None
+
+
+Gate = Annotated[SloGate | DriftGate | BusinessGate | SrmGate, Field(discriminator="kind")]
+AnyGate = SloGate | DriftGate | BusinessGate | SrmGate
 
 
 class Action(Node):
@@ -340,9 +406,10 @@ class Action(Node):
 
 
 class RollbackRule(Node):
-    """`on g1, g2 fail: actions`."""
+    """`on g1, g2 fail: actions`, or `on g pass: promote` when a gate decides the candidate is good."""
 
     gates: tuple[str, ...]
+    event: Literal["fail", "pass"] = "fail"
     gate_spans: tuple[Span, ...]
     actions: tuple[Action, ...]
     origin: str | None = None
@@ -365,10 +432,17 @@ class GateSet(Node):
 
 
 class Budget(Node):
-    """Caps the plan must respect: exposure before a time, or total duration."""
+    """Caps the plan must respect: exposure before a time, total duration, or false rollbacks.
 
-    kind: Literal["exposure", "duration"]
-    max_percent: float | None = Field(default=None, description="exposure as % of requests")
+    ``false-rollbacks`` caps the chance that the plan rolls back a candidate
+    as good as stable; with ``gates`` those gates share it as one alpha
+    (Bonferroni: each gets ``max_percent / len(gates)``).
+    """
+
+    kind: Literal["exposure", "duration", "false-rollbacks"]
+    max_percent: float | None = Field(default=None, description="exposure as % of requests, or false rollbacks")
+    gates: tuple[str, ...] = Field(default=(), description="false-rollbacks: the gates sharing the alpha")
+    gate_spans: tuple[Span, ...] = ()
     max_requests: float | None = None
     before_s: float | None = Field(default=None, description="exposure counted up to this time")
     max_duration_s: float | None = None
@@ -477,7 +551,7 @@ class Rollout(Node):
         own = next((s for s in self.signatures if s.applies_to == role), None)
         return own or next((s for s in self.signatures if s.applies_to == "both"), None)
 
-    def gate(self, name: str) -> SloGate | DriftGate | BusinessGate | None:
+    def gate(self, name: str) -> SloGate | DriftGate | BusinessGate | SrmGate | None:
         return next((g for g in self.gates if g.name == name), None)
 
     def label_metric(self, name: str) -> LabelMetric | None:

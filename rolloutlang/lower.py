@@ -8,6 +8,7 @@ reports every mistake.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -314,33 +315,104 @@ _EVERY = OptionSpec(("every",), _dur("the interval"), "interval_s", "every 5m")
 _FAIL_AFTER = OptionSpec(("fail", "after"), _int("the failure limit", 1), "failure_limit", "fail after 3")
 _FROM = OptionSpec(("from",), _name("a stage name"), "from_stage", "from mpr")
 
-SLO_OPTIONS = (_EVERY, _FAIL_AFTER, _FROM)
+_MIN_SAMPLES = OptionSpec(("min", "samples"), _int("the minimum sample", 1), "min_samples", "min samples 1000")
+
+SLO_OPTIONS = (
+    _EVERY,
+    _FAIL_AFTER,
+    _FROM,
+    _MIN_SAMPLES,
+    OptionSpec(("baseline",), lambda p: p.number("the stable version's value"), "baseline", "baseline 180ms"),
+)
 DRIFT_OPTIONS = (
     _EVERY,
     _FAIL_AFTER,
     _FROM,
     OptionSpec(("bins",), _int("the number of bins", 2), "bins", "bins 10"),
-    OptionSpec(("min", "samples"), _int("the minimum sample", 1), "min_samples", "min samples 1000"),
+    _MIN_SAMPLES,
     OptionSpec(("vs",), _word("reference", ("stable", "training")), "reference", "vs stable"),
     OptionSpec(("delta",), lambda p: units.number(p.number("delta").text, "delta"), "delta", "delta 0.002"),
 )
+SPENDING_FUNCTIONS = ("obrien-fleming", "pocock", "hsd")
+
+
+def _spending(p: Phrase) -> tuple[str, float | None]:
+    """`obrien-fleming`, `pocock` or `hsd(-4)`."""
+    atom = p.next()
+    if isinstance(atom, Node) and atom.kind == "call":
+        fn = atom.toks("NAME")[0]
+        args = atom.nodes("phrase")
+        if fn.text == "hsd" and len(args) == 1 and len(args[0].children) == 1 \
+                and isinstance(args[0].children[0], Token) and args[0].children[0].type == "NUMLIT":
+            return "hsd", units.number(args[0].children[0].text, "the hsd gamma")
+        raise _fail("RL203", f"unknown spending function `{fn.text}(...)`", atom.span,
+                    help="write `obrien-fleming`, `pocock`, or `hsd(-4)` (Hwang-Shih-DeCani with its gamma)")
+    if isinstance(atom, Token) and atom.type == "NAME":
+        if atom.text in ("obrien-fleming", "pocock"):
+            return atom.text, None
+        if atom.text == "hsd":
+            raise _fail("RL203", "`hsd` needs its gamma", atom.span,
+                        help="write `hsd(-4)`: -4 spends like O'Brien-Fleming, 1 like Pocock")
+        hint = did_you_mean(atom.text, SPENDING_FUNCTIONS)
+        raise _fail("RL203", f"unknown spending function `{atom.text}`", atom.span,
+                    help=(hint + " " if hint else "") + "expected `obrien-fleming`, `pocock` or `hsd(-4)`")
+    raise p._expected(atom, "a spending function (`obrien-fleming`, `pocock` or `hsd(-4)`)")
+
+
+def _power(p: Phrase) -> tuple[float, Token | None]:
+    """`power 80%`, `power 80% at -3%`: the power and the effect token it is sized at."""
+    value = units.percent(p.number("power").text, "power")
+    effect = p.number("the change the power is sized for, like `-3%`") if p.accept_word("at") else None
+    return value, effect
+
+
+def _icc(p: Phrase) -> float:
+    """The intra-unit correlation, a number from 0 to 1."""
+    value = units.number(p.number("icc").text, "icc", minimum=0)
+    if value > 1:
+        raise units.UnitError("icc is a correlation, from 0 to 1", "a typical value per user is 0.01 to 0.05")
+    return value
+
+
+def _split_unit(p: Phrase) -> tuple[str, ir.HeaderMatchKey | None]:
+    """`split by request`, `split by user header "x-user-id"`, `split by session cookie "sid"`."""
+    unit = p.word("a unit", ("request", "user", "session")).text
+    key = None
+    kind = p.accept_word("header", "cookie")
+    if kind is not None:
+        if unit == "request":
+            raise _fail("RL260", "requests are split one by one: a key names a user or a session", kind.span,
+                        help='write `split by user header "x-user-id"`, or drop the key')
+        key = ir.HeaderMatchKey(kind=cast(Literal["header", "cookie"], kind.text),
+                                name=unquote(p.string(f'the {kind.text} name, like "x-user-id"')))
+    return unit, key
+
+
 BUSINESS_OPTIONS = (
-    OptionSpec(("sequential",), _word("spending function", ("obrien-fleming", "pocock")), "sequential",
-               "sequential obrien-fleming"),
+    OptionSpec(("fail", "if", "shown", "harmful"), _const("harm"), "harm", "fail if shown harmful"),
+    OptionSpec(("pass", "if", "shown", "non-inferior"), _const("non-inferiority"), "non_inferiority",
+               "pass if shown non-inferior"),
+    OptionSpec(("power",), _power, "power", "power 80% at -3%"),
+    OptionSpec(("sequential",), _spending, "sequential", "sequential obrien-fleming"),
+    OptionSpec(("alpha",), _pct("alpha"), "alpha", "alpha 5%"),
+    OptionSpec(("every",), _dur("the interval"), "interval_s", "every 6h"),
     OptionSpec(("fixed", "horizon"), _const("fixed"), "test", "fixed horizon"),
     OptionSpec(("fixed",), _const("fixed"), "test", "fixed"),
     OptionSpec(("msprt",), _const("msprt"), "test", "msprt"),
     OptionSpec(("bayesian",), _const("bayesian"), "test", "bayesian"),
-    OptionSpec(("alpha",), _pct("alpha"), "alpha", "alpha 5%"),
-    OptionSpec(("power",), _pct("power"), "power", "power 80%"),
-    OptionSpec(("min", "effect"), lambda p: units.fraction_or_percent(p.number("the effect").text, "the effect"),
-               "min_effect", "min effect -2%"),
+    OptionSpec(("futility",), _const(True), "futility", "futility"),
     OptionSpec(("one-sided",), _const("one"), "sided", "one-sided"),
     OptionSpec(("two-sided",), _const("two"), "sided", "two-sided"),
     OptionSpec(("analysis",), _word("analysis", ("arrived", "matured")), "analysis", "analysis arrived"),
-    OptionSpec(("tau",), lambda p: units.number(p.number("tau").text, "tau", minimum=0), "tau", "tau 0.01"),
+    OptionSpec(("tau",), lambda p: p.number("tau"), "tau", "tau 2%"),
+    OptionSpec(("min", "effect"), lambda p: p.number("the effect"), "min_effect", "min effect -2%"),
+    _FROM,
+)
+SRM_OPTIONS = (
+    OptionSpec(("alpha",), _pct("alpha"), "alpha", "alpha 0.1%"),
     _EVERY,
     _FROM,
+    _MIN_SAMPLES,
 )
 
 
@@ -810,29 +882,75 @@ class Lowerer:
                             help=f"write `traffic {lit.text} rps`")
             unit = unit_tok.text
         per = {"rps": 1.0, "rpm": 60.0, "rph": 3600.0}
+        unit_rate = unit
         if unit not in per:
             raise _fail("RL201", f"`{unit}` is not a request-rate unit", tok.span, help="use `rps`, `rpm` or `rph`")
         if lit.number <= 0:
             raise _fail("RL201", "the request rate must be positive", tok.span)
         rest = [Phrase(first.atoms[first.pos:], first.span), *phrases[1:]]
+        per_unit = self._requests_per_unit(rest)
         opts = _read_options(
             rest,
             (
                 OptionSpec(("diurnal",), _pct("the diurnal amplitude"), "diurnal", "diurnal 30%"),
                 OptionSpec(("peak",), _dur("the peak hour"), "peak", "peak 14h"),
+                OptionSpec(("start",), _dur("the start hour"), "start", "start 9h"),
+                OptionSpec(("split", "by"), _split_unit, "split", 'split by user header "x-user-id"'),
             ),
             "traffic",
             self.diagnostics,
         )
-        peak = opts.get("peak", (None, None))[0]
-        if peak is not None and peak > 86400:
-            self.diagnostics.append(error("RL201", "the peak hour is a time of day, within 24h", opts["peak"][1]))
+        hours: dict[str, float | None] = {}
+        for which in ("peak", "start"):
+            value = opts.get(which, (None, None))[0]
+            if value is not None and value > 86400:
+                self.diagnostics.append(error("RL201", f"the {which} hour is a time of day, within 24h",
+                                              opts[which][1]))
+            hours[which] = None if value is None else value / 3600.0
+        split: tuple[Literal["request", "user", "session"], ir.HeaderMatchKey | None] = \
+            opts.get("split", (("request", None), None))[0]
+        unit, key = split
+        if per_unit is not None:
+            count, word, span = per_unit
+            if unit == "request":
+                self.diagnostics.append(error(
+                    "RL260", f"`requests per {word}` needs the traffic split by {word}", span,
+                    help=f'split whole {word}s: `split by {word} header "x-{word}-id"`'))
+            elif word != unit:
+                self.diagnostics.append(error("RL260", f"the traffic is split by {unit}, not by {word}", span,
+                                              help=f"write `{count:g} requests per {unit}`"))
+        elif unit != "request":
+            self.diagnostics.append(error(
+                "RL260", f"splitting by {unit} needs how many requests a {unit} makes", opts["split"][1],
+                help=f"add `20 requests per {unit}` (the mean over the rollout): power depends on it"))
         return ir.TrafficModel(
             span=node.span,
-            rate_rps=lit.number / per[unit],
+            rate_rps=lit.number / per[unit_rate],
             diurnal_amplitude=opts.get("diurnal", (0.0, None))[0] / 100.0,
-            peak_hour=None if peak is None else peak / 3600.0,
+            peak_hour=hours["peak"],
+            start_hour=hours["start"],
+            unit=unit,
+            unit_key=key,
+            requests_per_unit=per_unit[0] if per_unit is not None else None,
         )
+
+    def _requests_per_unit(self, phrases: list[Phrase]) -> tuple[float, str, Span] | None:
+        """Take `20 requests per user` out of the traffic options: (20, `user`, span)."""
+        for i, p in enumerate(phrases):
+            atom = p.peek()
+            if not (isinstance(atom, Token) and atom.type == "NUMLIT" and p.peek_word(1) == "requests"):
+                continue
+            tok = p.number("a count")
+            p.expect_word("requests")
+            p.expect_word("per")
+            word = p.word("a unit", ("user", "session")).text
+            p.end(f"`requests per {word}`")
+            count = self.unit(tok, functools.partial(units.number, what=f"requests per {word}"))
+            if count < 1:
+                raise _fail("RL201", f"a {word} makes at least one request", tok.span)
+            del phrases[i]
+            return count, word, join_spans(tok.span, p.atoms[-1].span)
+        return None
 
     def metrics_source(self, node: Node) -> ir.MetricsSource:
         kind_tok = node.toks("NAME")[0]
@@ -889,6 +1007,7 @@ class Lowerer:
                 OptionSpec(("baseline",), baseline, "baseline", "baseline 4.2%"),
                 OptionSpec(("sd",), lambda p: units.number(p.number("sd").text, "sd", minimum=0), "sd", "sd 3.5"),
                 OptionSpec(("labels",), self.label_delay, "labels", "labels lognormal(median 2h, p95 8h)"),
+                OptionSpec(("icc",), _icc, "icc", "icc 0.02"),
             ),
             f"metric `{name}`",
             self.diagnostics,
@@ -909,6 +1028,7 @@ class Lowerer:
             kind=cast(Literal["binary", "continuous"], kind),
             baseline=opts["baseline"][0],
             sd=opts.get("sd", (None, None))[0],
+            icc=opts.get("icc", (None, None))[0],
             delay=delay,
             origin=origin,
         )
@@ -1072,7 +1192,7 @@ class Lowerer:
 
     # gates and rules
 
-    def gate(self, node: Node, origin: str | None) -> ir.SloGate | ir.DriftGate | ir.BusinessGate:
+    def gate(self, node: Node, origin: str | None) -> ir.AnyGate:
         name = node.toks("NAME")[0].text
         phrases = _phrases(node)
         cond = phrases[0]
@@ -1097,58 +1217,86 @@ class Lowerer:
         if not words:
             raise _fail("RL215", f"gate `{name}` needs a condition", cond.here(),
                         help="e.g. `p99 latency < 250ms`, `error rate < 0.5%`, `psi(scores) < 0.2` or "
-                             "`ctr change > -1% relative`")
+                             "`ctr change > -1% relative, fail if shown harmful, power 80% at -3%`")
         span = join_spans(words[0].span, words[-1].span)
-        if len(words) == 2 and re.fullmatch(r"p\d{1,2}(\.\d+)?", words[0].text) and words[1].text == "latency":
-            op = cond.compare()
-            tok = cond.number("a latency threshold like `250ms`")
-            threshold = self.unit(tok, lambda t: units.duration(t, "a latency threshold"))
-            return self._slo(node, name, "latency", op, threshold, rest(), origin,
-                             percentile=float(words[0].text[1:]))
-        if text in ("error rate", "errors"):
-            op = cond.compare()
-            tok = cond.number("an error-rate threshold like `0.5%`")
-            threshold = self.unit(tok, lambda t: units.percent(t, "an error rate")) / 100.0
-            return self._slo(node, name, "error_rate", op, threshold, rest(), origin)
-        if text == "saturation":
-            op = cond.compare()
-            tok = cond.number("a saturation threshold like `80%`")
-            threshold = self.unit(tok, lambda t: units.percent(t, "saturation")) / 100.0
-            return self._slo(node, name, "saturation", op, threshold, rest(), origin)
-        if len(words) == 2 and words[1].text == "change":
+        change = len(words) >= 2 and words[-1].text == "change"
+        signal = _slo_signal(words[:-1] if change else words)
+        if signal is not None:
+            return self._slo(node, name, signal, cond, rest, origin, change)
+        if change and len(words) == 2:
             return self.business_gate(node, name, words[0], cond, rest, origin)
-        if len(words) == 2 and words[0].text == "query":
-            op = cond.compare()
-            tok = cond.number("a threshold")
-            threshold = self.unit(tok, lambda t: units.number(t, "a query threshold"))
-            return self._slo(node, name, "query", op, threshold, rest(), origin, query=words[1].text)
+        if words[0].text == "srm":
+            cond.pos -= len(words) - 1  # `srm` takes no comparison: the first option may follow it directly
+            opts = _read_options(rest(), SRM_OPTIONS, "a sample-ratio gate", self.diagnostics)
+            alpha = opts.get("alpha", (0.1, None))[0]
+            if not 0 < alpha < 100:
+                self.diagnostics.append(error("RL201", "alpha must be between 0% and 100%", opts["alpha"][1]))
+            return ir.SrmGate(span=node.span, name=name, alpha=alpha / 100.0,
+                              interval_s=opts.get("interval_s", (3600.0, None))[0],
+                              min_samples=opts.get("min_samples", (None, None))[0],
+                              from_stage=_opt_name(opts, "from_stage"), origin=origin)
         bad, hint = _condition_typo(words)
         if bad is not None:
             span = bad.span
         else:
-            known = ["p99 latency", "p95 latency", "p50 latency", "error rate", "saturation"]
+            known = ["p99 latency", "p95 latency", "p50 latency", "error rate", "saturation", "srm"]
             hint = did_you_mean(text, known)
             if not hint and len(words) == 1 and isinstance(cond.peek(), Token) \
                     and cast(Token, cond.peek()).type == "COMPARE":
-                hint = f"for a metric, write `{words[0].text} change`, as in `{words[0].text} change > -1% relative`"
+                hint = (f"for a metric, write `{words[0].text} change`, as in "
+                        f"`{words[0].text} change > -1% relative, fail if shown harmful, power 80% at -3%`")
         raise _fail(
             "RL215",
             f"unknown gate condition `{text}`",
             span,
             help=(hint + "; " if hint else "") + "a gate checks `p99 latency`, `error rate`, `saturation`, "
-            "`<metric> change`, `query <name>`, or a drift statistic such as `psi(scores)`",
+            "`query <name>` (each also as a `change` against stable), `<metric> change`, `srm`, or a drift "
+            "statistic such as `psi(scores)`",
         )
 
-    def _slo(self, node: Node, name: str, signal: str, op: Token, threshold: float, rest: list[Phrase],
-             origin: str | None, percentile: float | None = None, query: str | None = None) -> ir.SloGate:
-        opts = _read_options(rest, SLO_OPTIONS, "an SLO gate", self.diagnostics)
+    def _slo(self, node: Node, name: str, signal: tuple[str, float | None, str | None], cond: Phrase,
+             rest: Callable[[], list[Phrase]], origin: str | None, change: bool) -> ir.SloGate:
+        kind, percentile, query = signal
+        op = cond.compare()
+        if change:
+            threshold, relative = self._slo_change(kind, cond)
+        else:
+            tok = cond.number(_SLO_THRESHOLD_WHAT[kind])
+            threshold, relative = self.unit(tok, lambda t: _slo_value(kind, t, "threshold")), False
+        opts = _read_options(rest(), SLO_OPTIONS, "an SLO gate", self.diagnostics)
+        baseline = None
+        if "baseline" in opts:
+            tok = opts["baseline"][0]
+            baseline = self.guard(lambda: self.unit(tok, lambda t: _slo_value(kind, t, "baseline")))
         return ir.SloGate(
-            span=node.span, name=name, signal=cast(Any, signal), percentile=percentile, query=query,
+            span=node.span, name=name, signal=cast(Any, kind), percentile=percentile, query=query,
             op=cast(ir.Comparison, op.text), threshold=threshold,
+            comparison="change" if change else "threshold", relative=relative, baseline=baseline,
+            min_samples=opts.get("min_samples", (None, None))[0],
             interval_s=opts.get("interval_s", (60.0, None))[0],
             failure_limit=opts.get("failure_limit", (1, None))[0],
             from_stage=_opt_name(opts, "from_stage"), origin=origin,
         )
+
+    def _slo_change(self, kind: str, cond: Phrase) -> tuple[float, bool]:
+        """The change of a candidate-vs-stable SLO gate: `+10%` (relative), `+15ms`, `+0.1% absolute`, `+0.5`."""
+        tok = cond.number("a change like `+10%`")
+        lit = self.unit(tok, units.split)
+        word = cond.accept_word("relative", "absolute")
+        if lit.unit == "%" and (word is None or word.text == "relative"):
+            if lit.number <= -100:
+                raise _fail("RL259", f"a relative change of `{tok.text}` is at or below -100%", tok.span)
+            return lit.number / 100.0, True
+        if word is not None and word.text == "relative":
+            raise _fail("RL201", f"`{tok.text} relative` is not a relative change", tok.span,
+                        help=f"a relative change is a percentage: `{lit.text}%`")
+        example = {"latency": "+15ms", "error_rate": "+0.1% absolute", "saturation": "+5% absolute",
+                   "query": "+0.5"}[kind]
+        try:
+            return _slo_value(kind, tok.text, "change"), False
+        except units.UnitError as exc:
+            raise _fail("RL201", exc.message, tok.span,
+                        help=f"write a relative change (`+10%`) or an absolute one (`{example}`)") from None
 
     def drift_gate(self, node: Node, name: str, cond: Phrase, rest: Callable[[], list[Phrase]],
                    origin: str | None) -> ir.DriftGate:
@@ -1191,63 +1339,171 @@ class Lowerer:
     def business_gate(self, node: Node, name: str, metric: Token, cond: Phrase,
                       rest: Callable[[], list[Phrase]], origin: str | None) -> ir.BusinessGate:
         op = cond.compare()
-        tok = cond.number("the change that matters, like `-1%`")
+        tok = cond.number("the change the plan tolerates, like `-1%`")
         lit = self.unit(tok, units.split)
-        relative = True
         word = cond.accept_word("relative", "absolute")
-        if word is not None:
-            relative = word.text == "relative"
-        if lit.unit == "%":
-            threshold = self.unit(tok, lambda t: units.percent(t, "a change", allow_negative=True)) / 100.0
-        elif lit.unit == "":
-            if relative and word is None:
-                raise _fail("RL201", "missing unit: write the change as a percentage", tok.span,
-                            help=f"write `{lit.text}%` (relative), or `{lit.text} absolute`")
-            threshold = lit.number
-        else:
-            raise _fail("RL201", f"`{tok.text}` is not a change", tok.span,
-                        help="write it like `-1% relative` or `-0.05 absolute`")
-        if threshold == 0:
-            raise _fail("RL217", "a business gate needs a non-zero change to detect", tok.span,
-                        help="write the smallest change that matters, e.g. `> -1% relative`")
+        relative = word.text == "relative" if word is not None else True
+        if lit.unit == "" and word is None:
+            raise _fail("RL201", "missing unit: write the change as a percentage", tok.span,
+                        help=f"write `{lit.text}%` (relative), or `{lit.text} absolute`")
+        margin = self._business_change(tok, relative, "the margin")
+        condition = join_spans(metric.span, (word or tok).span)
+        written = _ChangeStyle(relative, lit.unit == "%")
+        direction = 1 if op.text in (">", ">=") else -1
         opts = _read_options(rest(), BUSINESS_OPTIONS, "a business gate", self.diagnostics)
+        reported = len(self.diagnostics)
         test = opts.get("test", (None, None))[0]
-        spending = opts.get("sequential", (None, None))[0]
+        spending, gamma = opts.get("sequential", ((None, None), None))[0]
         if test is not None and spending is not None:
             self.diagnostics.append(error("RL218", f"`{test}` and `sequential` are two different tests",
                                           opts["sequential"][1], help="keep one of them"))
         if test is None:
             test = "group-sequential"
             spending = spending or "obrien-fleming"
+        test_span = (opts.get("test") or opts.get("sequential") or (None, None))[1]
         for key in ("alpha", "power"):
-            if key in opts and not 0 < opts[key][0] < 100:
-                self.diagnostics.append(error("RL201", f"{key} must be between 0% and 100%", opts[key][1]))
-        min_effect = opts.get("min_effect", (None, None))[0]
+            if key in opts:
+                value = opts[key][0][0] if key == "power" else opts[key][0]
+                if not 0 < value < 100:
+                    self.diagnostics.append(error("RL201", f"{key} must be between 0% and 100%", opts[key][1]))
+        power, effect_tok = opts.get("power", ((80.0, None), None))[0]
+        if "min_effect" in opts:
+            old = opts["min_effect"][0]
+            self.diagnostics.append(error(
+                "RL254", "`min effect` is retired: say the effect the power is sized for with `power ... at`",
+                opts["min_effect"][1],
+                help=f"write `power {power:g}% at {old.text}` (and `fail if shown harmful` or "
+                     "`pass if shown non-inferior`)"))
+        hypothesis = self._hypothesis(opts, name, condition, margin, direction, written)
+        effect = self._effect(hypothesis, effect_tok, margin, direction, written, power, opts, condition)
+        tau = None
+        if "tau" in opts:
+            tau_tok = opts["tau"][0]
+            tau = self._business_change(tau_tok, relative, "tau")
+            if tau <= 0:
+                self.diagnostics.append(error("RL201", "tau is a spread: write a positive change", tau_tok.span,
+                                              help="`tau 2%`: the size of the changes the test expects"))
+            if test in ("fixed", "group-sequential"):
+                self.diagnostics.append(error(
+                    "RL253", "`tau` belongs to `msprt` and `bayesian` tests", opts["tau"][1],
+                    help="remove it, or choose the test it tunes (`msprt, tau 2%`)"))
+        futility = bool(opts.get("futility", (False, None))[0])
+        if futility and (test != "group-sequential" or hypothesis != "harm"):
+            why = ("a non-inferiority gate already stops both ways" if hypothesis == "non-inferiority"
+                   else "futility bounds come from beta spending, which only `sequential` designs have")
+            self.diagnostics.append(error("RL253", f"`futility` does not apply here: {why}", opts["futility"][1],
+                                          help="remove `futility`"))
+        if len(self.diagnostics) > reported:
+            raise _FollowOn()
+        alpha = opts.get("alpha", (None, None))[0]
         return ir.BusinessGate(
             span=node.span, name=name, metric=metric.text, metric_span=metric.span,
-            op=cast(ir.Comparison, op.text), threshold=threshold, relative=relative,
+            op=cast(ir.Comparison, op.text), margin=margin, relative=relative, hypothesis=hypothesis,
+            effect=effect, power=power / 100.0,
             test=cast(Any, test), spending=cast(Any, spending if test == "group-sequential" else None),
-            alpha=opts.get("alpha", (5.0, None))[0] / 100.0,
-            power=opts.get("power", (80.0, None))[0] / 100.0,
-            min_effect=min_effect,
-            sided=opts.get("sided", ("two", None))[0],
+            spending_gamma=gamma if test == "group-sequential" else None, futility=futility,
+            alpha=None if alpha is None else alpha / 100.0,
+            sided=opts.get("sided", ("one", None))[0],
             analysis=opts.get("analysis", ("arrived", None))[0],
             interval_s=opts.get("interval_s", (None, None))[0],
-            tau=opts.get("tau", (None, None))[0],
-            from_stage=_opt_name(opts, "from_stage"), origin=origin,
+            interval_span=opts.get("interval_s", (None, None))[1], test_span=test_span,
+            tau=tau, from_stage=_opt_name(opts, "from_stage"), origin=origin,
         )
+
+    def _business_change(self, tok: Token, relative: bool, what: str) -> float:
+        """A change as a business gate writes it: `-1%` relative, `-0.1%` points or `-0.05` absolute."""
+        lit = self.unit(tok, units.split)
+        if lit.unit == "%":
+            value = self.unit(tok, lambda t: units.percent(t, what, allow_negative=True, max_value=1e9)) / 100.0
+            if relative and value <= -1.0:
+                raise _fail("RL259", f"{what} `{tok.text}` is a fall of 100% or more", tok.span,
+                            help="a relative change is above -100%")
+            return value
+        if lit.unit == "" and not relative:
+            return lit.number
+        if lit.unit == "":
+            raise _fail("RL257", f"{what} of a relative gate is written as a percentage", tok.span,
+                        help=f"write `{lit.text}%` (a relative change, like the gate's margin)")
+        raise _fail("RL201", f"`{tok.text}` is not a change", tok.span,
+                    help="write it like the gate's margin: `-1%` (relative) or `-0.05` (absolute)")
+
+    def _hypothesis(self, opts: dict[str, tuple[Any, Span]], name: str, condition: Span, margin: float,
+                    direction: int, written: _ChangeStyle) -> ir.Hypothesis:
+        harm, ni = "harm" in opts, "non_inferiority" in opts
+        if harm and ni:
+            raise _fail("RL258", "a gate tests one hypothesis: `fail if shown harmful` or `pass if shown non-inferior`",
+                        opts["non_inferiority"][1], help="keep the one whose burden of proof you want")
+        if harm:
+            return "harm"
+        if ni:
+            return "non-inferiority"
+        worse = written.text(2 * margin if direction * margin < 0 else margin - direction * written.unit_step)
+        cond = written.text(margin, kind=True)
+        raise LoweringError(error(
+            "RL250", f"gate `{name}` does not say which test it runs", condition,
+            label="whose burden of proof?",
+            notes=(f"`{cond}` can be the margin of a harm test or of a non-inferiority test, or the effect a test "
+                   "against no change should detect: three tests with different error rates",),
+            help=f"add `fail if shown harmful, power 80% at {worse}` to roll back only on evidence of a change beyond "
+                 f"{cond}, or `pass if shown non-inferior` to promote only on evidence that the change is within it",
+        ))
+
+    def _effect(self, hypothesis: ir.Hypothesis, effect_tok: Token | None, margin: float, direction: int,
+                written: _ChangeStyle, power: float, opts: dict[str, tuple[Any, Span]], condition: Span) -> float:
+        """The change the power is sized for, checked against the margin and the hypothesis."""
+        where = opts["power"][1] if "power" in opts else condition
+        if effect_tok is None:
+            if hypothesis == "harm":
+                worse = written.text(2 * margin if direction * margin < 0 else margin - direction * written.unit_step)
+                raise _fail("RL252", "a harm test needs the change its power is sized for",
+                            where, help=f"add `power {power:g}% at {worse}`: the harm it must catch, beyond the margin")
+            if direction * (0.0 - margin) <= 0:
+                better = written.text(margin + direction * written.unit_step)
+                raise _fail("RL251", f"the margin {written.text(margin, kind=True)} asks for an improvement, so an "
+                            "unchanged candidate cannot pass", where,
+                            help=f"size the power at the improvement you expect: `power {power:g}% at {better}`")
+            return 0.0
+        effect = self._business_change(effect_tok, written.relative, "the effect")
+        gap = direction * (effect - margin)
+        if hypothesis == "harm" and gap >= 0:
+            raise _fail("RL251", f"a harm test cannot be sized at {effect_tok.text}: the margin "
+                        f"{written.text(margin, kind=True)} tolerates it", effect_tok.span,
+                        label="inside the margin",
+                        help="size the power at a change beyond the margin, the harm the gate must catch")
+        if hypothesis == "non-inferiority" and gap <= 0:
+            raise _fail("RL251", f"a non-inferiority test cannot be sized at {effect_tok.text}: it is not within "
+                        f"the margin {written.text(margin, kind=True)}", effect_tok.span, label="beyond the margin",
+                        help="size the power at the change you expect, within the margin (no change: `at 0%`)")
+        return effect
 
     def rollback_rule(self, node: Node, origin: str | None) -> ir.RollbackRule:
         names = node.toks("NAME")
+        event_tok = node.tok("RULE_EVENT")
+        event = event_tok.text if event_tok is not None else "fail"
         actions = []
         for p in _phrases(node):
             a = self.guard(lambda p=p: self.action(p))  # type: ignore[misc]
             if a is not None:
                 actions.append(a)
         kinds = [a.kind for a in actions]
-        if "rollback" in kinds and "promote" in kinds:
+        gates = ", ".join(n.text for n in names)
+        if event == "fail" and "promote" in kinds:
+            promote = next(a for a in actions if a.kind == "promote")
+            self.diagnostics.append(error(
+                "RL255", "a rule promotes on a failure", promote.span, label="promotes when the gate fails",
+                notes=("a gate fails when the candidate is worse; a clear win is a gate that *passes*",),
+                help=f"promote when a gate shows the candidate is good: `on {gates} pass: promote` with a gate "
+                     "that can pass (`pass if shown non-inferior`, or `two-sided`)"))
+        elif event == "pass":
+            for a in actions:
+                if a.kind in ("rollback", "pause"):
+                    self.diagnostics.append(error(
+                        "RL256", f"a rule on a gate passing cannot `{a.kind}`", a.span,
+                        help=f"on a pass, `promote` or `notify`; to {a.kind} on a failure write "
+                             f"`on {gates} fail: {a.kind}`"))
+        elif "rollback" in kinds and "promote" in kinds:
             self.diagnostics.append(error("RL219", "a rule cannot both roll back and promote", node.span))
-        return ir.RollbackRule(span=node.span, gates=tuple(n.text for n in names),
+        return ir.RollbackRule(span=node.span, gates=tuple(n.text for n in names), event=cast(Any, event),
                                gate_spans=tuple(n.span for n in names), actions=tuple(actions), origin=origin)
 
     def action(self, p: Phrase) -> ir.Action:
@@ -1274,10 +1530,12 @@ class Lowerer:
 
     def budget(self, node: Node) -> ir.Budget:
         (p, *extra) = _phrases(node)
+        kind = p.word("budget", ("exposure", "duration", "false")).text
+        if kind == "false":
+            return self._false_rollbacks(node, p, extra)
         if extra:
             raise _fail("RL206", "a budget is one condition", extra[0].span,
                         help="write one `budget` line per cap")
-        kind = p.word("budget", ("exposure", "duration")).text
         op = p.compare()
         if op.text not in ("<", "<="):
             raise _fail("RL220", "a budget is a cap: use `<=`", op.span)
@@ -1299,6 +1557,32 @@ class Lowerer:
             kw["before_s"] = self.unit(p.number("a duration"), lambda t: units.duration(t, "the budget window"))
         p.end("the budget")
         return ir.Budget(span=node.span, kind="exposure", **kw)
+
+    def _false_rollbacks(self, node: Node, p: Phrase, extra: list[Phrase]) -> ir.Budget:
+        """`budget false rollbacks <= 5% [across g1, g2, ...]`."""
+        p.expect_word("rollbacks")
+        op = p.compare()
+        if op.text not in ("<", "<="):
+            raise _fail("RL220", "a budget is a cap: use `<=`", op.span)
+        share = self.unit(p.number("a share like `5%`"), lambda t: units.percent(t, "the false-rollback budget"))
+        if not 0 < share < 100:
+            raise _fail("RL201", "a false-rollback budget is a share between 0% and 100%", p.atoms[p.pos - 1].span)
+        names: list[Token] = []
+        if p.accept_word("across"):
+            names.append(p.word("a gate name"))
+            p.end("the gate name")
+            for more in extra:
+                names.append(more.word("a gate name"))
+                more.end("the gate name")
+        else:
+            p.end("the budget")
+            if extra:
+                raise _fail("RL206", "a budget is one condition", extra[0].span,
+                            help="to share the budget between gates, name them: "
+                                 "`budget false rollbacks <= 5% across ctr, revenue`")
+        self.duplicate("gate in the budget", ((n.text, n.span) for n in names))
+        return ir.Budget(span=node.span, kind="false-rollbacks", max_percent=share,
+                         gates=tuple(n.text for n in names), gate_spans=tuple(n.span for n in names))
 
     def scenario(self, node: Node) -> ir.Scenario:
         name = node.toks("NAME")[0].text
@@ -1379,6 +1663,74 @@ class Lowerer:
         self.duplicate("pii field", ((f.name, f.span) for f in pii))
         return ir.RequestLog(span=node.span, sample_percent=pct, fields=tuple(f.text for f in fields),
                              field_spans=tuple(f.span for f in fields), pii=tuple(pii), retain_s=retain)
+
+
+@dataclass(frozen=True)
+class _ChangeStyle:
+    """How a business gate writes its changes, to suggest more in the same style."""
+
+    relative: bool
+    percent: bool
+
+    @property
+    def unit_step(self) -> float:
+        return 0.01 if self.relative or self.percent else 0.1
+
+    def text(self, value: float, kind: bool = False) -> str:
+        """`-2%`, `-0.2%`, `-0.05`; with ``kind``, absolute changes say so (`-0.2% absolute`)."""
+        if self.relative:
+            return f"{value * 100:+.4g}%"
+        suffix = " absolute" if kind else ""
+        if self.percent:
+            return f"{value * 100:+.4g}%{suffix}"
+        return f"{value:+.4g}{suffix}"
+
+
+_SLO_THRESHOLD_WHAT = {
+    "latency": "a latency threshold like `250ms`",
+    "error_rate": "an error-rate threshold like `0.5%`",
+    "saturation": "a saturation threshold like `80%`",
+    "query": "a threshold",
+}
+
+
+def _slo_signal(words: list[Token]) -> tuple[str, float | None, str | None] | None:
+    """(signal, percentile, query) for the words of an SLO condition, or None."""
+    text = " ".join(w.text for w in words)
+    if len(words) == 2 and re.fullmatch(r"p\d{1,2}(\.\d+)?", words[0].text) and words[1].text == "latency":
+        return "latency", float(words[0].text[1:]), None
+    if text in ("error rate", "errors"):
+        return "error_rate", None, None
+    if text == "saturation":
+        return "saturation", None, None
+    if len(words) == 2 and words[0].text == "query":
+        return "query", None, words[1].text
+    return None
+
+
+_SLO_VALUE_WHAT = {
+    "threshold": {"latency": "a latency threshold", "error_rate": "an error rate", "saturation": "saturation",
+                  "query": "a query threshold"},
+    "baseline": {"latency": "the baseline latency", "error_rate": "the baseline error rate",
+                 "saturation": "the baseline saturation", "query": "the baseline value"},
+    "change": {"latency": "a latency change", "error_rate": "an error-rate change",
+               "saturation": "a saturation change", "query": "a query change"},
+}
+
+
+def _slo_value(kind: str, text: str, role: str) -> float:
+    """An SLO value in the IR's unit: seconds for latency, a fraction for rates, the number for queries.
+
+    ``role`` is `threshold`, `baseline` or `change` (which may be negative).
+    """
+    what = _SLO_VALUE_WHAT[role][kind]
+    negative = role == "change" and text.startswith("-")
+    if kind == "latency":
+        seconds = units.duration(text[1:] if text[:1] in "+-" and role == "change" else text, what)
+        return -seconds if negative else seconds
+    if kind in ("error_rate", "saturation"):
+        return units.percent(text, what, allow_negative=role == "change") / 100.0
+    return units.number(text, what)
 
 
 def _condition_typo(words: list[Token]) -> tuple[Token | None, str]:

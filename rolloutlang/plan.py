@@ -189,6 +189,7 @@ class Transition:
         approvers: who may approve: an approval promotion, or a rollback (`approve rollback by`).
         notify: channels the rule notifies along the way.
         rule: index of the rule in ``Rollout.rules``.
+        event: for a rule, whether it fires on its gates failing or passing (`on ctr pass: promote`).
     """
 
     source: str
@@ -201,6 +202,7 @@ class Transition:
     approvers: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()
     rule: int | None = None
+    event: Literal["fail", "pass"] = "fail"
 
     @property
     def key(self) -> str:
@@ -215,7 +217,7 @@ class Transition:
     def label(self) -> str:
         if self.kind == "promote":
             if self.trigger == "rule":
-                return "promote: " + ", ".join(self.gates)
+                return "promote: " + ", ".join(self.gates) + (" pass" if self.event == "pass" else "")
             text = "promote"
             if self.after_s:
                 text += f" after {duration_text(self.after_s)}"
@@ -327,7 +329,7 @@ class Plan:
         gate = self.rollout.gate(gate_name)
         if not waits or gate is None:
             return None
-        if isinstance(gate, ir.BusinessGate):
+        if isinstance(gate, ir.BusinessGate | ir.SrmGate):
             delay = gate.interval_s
         else:
             delay = gate.interval_s * gate.failure_limit
@@ -443,15 +445,24 @@ def _drafts(rollout: ir.Rollout) -> list[_Draft]:
     return out
 
 
-def _active(gate: ir.SloGate | ir.DriftGate | ir.BusinessGate, d: _Draft, from_index: int | None) -> bool:
+def compares_arms(gate: ir.AnyGate) -> bool:
+    """Whether the gate compares the candidate with stable (and so needs both serving)."""
+    return isinstance(gate, ir.BusinessGate | ir.SrmGate) or (
+        isinstance(gate, ir.SloGate) and gate.comparison == "change")
+
+
+def _active(gate: ir.AnyGate, d: _Draft, from_index: int | None) -> bool:
     if d.post_promotion:
         return False
     if gate.from_stage is not None:
         if from_index is None or d.stage_index is None or d.stage_index < from_index:
             return False
-    if isinstance(gate, ir.BusinessGate):
-        # a comparison needs both arms answering live traffic
+    if isinstance(gate, ir.BusinessGate | ir.SrmGate):
+        # a comparison of users' outcomes, or of the split itself, needs both arms answering live traffic
         return 0 < d.weight < 100
+    if isinstance(gate, ir.SloGate) and gate.comparison == "change":
+        # latency and errors can be compared on mirrored requests too
+        return d.weight < 100 and (d.weight > 0 or d.shadow > 0)
     return True
 
 
@@ -547,7 +558,7 @@ def _transitions(rollout: ir.Rollout, phases: list[Phase]) -> list[Transition]:
                         paused_from.append(ph.id)
                 elif action.kind == "promote":
                     out.append(Transition(ph.id, promotion_target, "promote", "rule", gates=active, notify=notify,
-                                          rule=r))
+                                          rule=r, event=rule.event))
     for pid in paused_from:
         out.append(Transition(PAUSED, pid, "resume", "manual"))
     return out
@@ -705,6 +716,7 @@ def transition_to_json(t: Transition) -> dict[str, Any]:
         "approvers": list(t.approvers),
         "notify": list(t.notify),
         "rule": t.rule,
+        "event": t.event,
     }
 
 

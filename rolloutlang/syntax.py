@@ -145,6 +145,7 @@ _TERMINAL_WORDS = {
     "MATCH_KIND": "`header`|`cookie`",
     "MATCH_OP": "`=`|`~`|`^=`",
     "PII_TREATMENT": "`hashed`|`dropped`",
+    "RULE_EVENT": "`fail`|`pass`",
     "COMPARE": "a comparison like `<`",
     "OPTIONAL": "`?`",
     "RANGE": "`..`",
