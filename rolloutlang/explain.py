@@ -10,18 +10,20 @@ The output depends only on the input: no times, no set order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_rollout
-from rolloutlang.checks.statistics import PowerRow, context_power_table, power_table
+from rolloutlang.checks.statistics import change_text, context_gate_plans, pct
 from rolloutlang.diagnostics import Diagnostic, Severity
 from rolloutlang.plan import Phase, Plan, build_plan
 from rolloutlang.units import duration_text, format_percent
 
 if TYPE_CHECKING:
     from rolloutlang.loader import Program
+    from rolloutlang.stats.gates import GatePlan, PlanFalseRollbacks
 
 POWER_UNAVAILABLE = "power analysis unavailable"
 
@@ -58,8 +60,15 @@ def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = (),
 
     With the ``context`` the checks ran in, its plan and power table are reused.
     """
-    plan = context.plan if context is not None else build_plan(rollout)
-    rows = context_power_table(context) if context is not None else power_table(rollout, plan)
+    if context is not None:
+        plan, plans = context.plan, context_gate_plans(context)
+    else:
+        plan = build_plan(rollout)
+        plans = {}
+        if rollout.traffic is not None and any(isinstance(g, ir.BusinessGate) for g in rollout.gates):
+            from rolloutlang.stats.gates import context_gate_plans as gate_plans
+
+            plans = gate_plans(rollout, plan)
     lines: list[str] = [_title(rollout), ""]
     lines.extend(_summary(rollout, plan))
     lines.append("")
@@ -67,7 +76,7 @@ def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = (),
     lines.append("")
     lines.extend(_gates(rollout, plan))
     lines.append("")
-    lines.extend(_power(rollout, rows))
+    lines.extend(_power(rollout, plan, plans))
     lines.append("")
     lines.extend(_findings_section(findings))
     return "\n".join(lines) + "\n"
@@ -137,7 +146,19 @@ def _summary(rollout: ir.Rollout, plan: Plan) -> list[str]:
     else:
         timing += " No traffic model: exposure is shown as a share of traffic only."
     lines.append(timing)
+    lines.extend(["", _split_text(rollout)])
     return lines
+
+
+def _split_text(rollout: ir.Rollout) -> str:
+    """What is randomized between the versions: said even when it is the default."""
+    traffic = rollout.traffic
+    if traffic is None or traffic.unit == "request":
+        default = " (the default; `split by user` keeps each user on one version)" if rollout.gates else ""
+        return f"Unit of randomization: the request: each request goes to a version on its own{default}."
+    key = f", recognised by {traffic.unit_key.kind} `{traffic.unit_key.name}`" if traffic.unit_key else ""
+    per = f", {traffic.requests_per_unit:g} requests each" if traffic.requests_per_unit else ""
+    return f"Unit of randomization: the {traffic.unit}{key}: all of a {traffic.unit}'s requests go to one version{per}."
 
 
 # -- phases --------------------------------------------------------------------------------------
@@ -207,19 +228,18 @@ def _phases(plan: Plan) -> list[str]:
 # -- gates ---------------------------------------------------------------------------------------
 
 
-def describe_gate(gate: ir.SloGate | ir.DriftGate | ir.BusinessGate) -> str:
+def describe_gate(gate: ir.AnyGate) -> str:
     """The gate's condition and options, written back in the language's own words."""
     opts: list[str] = []
     if isinstance(gate, ir.SloGate):
-        if gate.signal == "latency":
-            cond = f"p{gate.percentile:g} latency {gate.op} {duration_text(gate.threshold)}"
-        elif gate.signal == "query":
-            cond = f"query {gate.query} {gate.op} {gate.threshold:g}"
-        else:
-            cond = f"{gate.signal.replace('_', ' ')} {gate.op} {format_percent(gate.threshold * 100)}"
+        cond = _slo_condition(gate)
+        if gate.baseline is not None:
+            opts.append(f"baseline {_slo_value(gate, gate.baseline)}")
         opts.append(f"every {duration_text(gate.interval_s)}")
         if gate.failure_limit > 1:
             opts.append(f"fail after {gate.failure_limit}")
+        if gate.min_samples is not None:
+            opts.append(f"min samples {gate.min_samples}")
     elif isinstance(gate, ir.DriftGate):
         cond = f"{gate.statistic}({gate.target})"
         if gate.threshold is not None:
@@ -230,17 +250,58 @@ def describe_gate(gate: ir.SloGate | ir.DriftGate | ir.BusinessGate) -> str:
         if gate.failure_limit > 1:
             opts.append(f"fail after {gate.failure_limit}")
         opts.append(f"vs {gate.reference}")
+    elif isinstance(gate, ir.SrmGate):
+        cond = "srm"
+        opts.extend([f"alpha {format_percent(gate.alpha * 100)}", f"every {duration_text(gate.interval_s)}"])
     else:
-        change = format_percent(gate.threshold * 100) if gate.relative else f"{gate.threshold:g}"
-        cond = f"{gate.metric} change {gate.op} {change} {'relative' if gate.relative else 'absolute'}"
-        test = {"group-sequential": f"sequential {gate.spending}" if gate.spending else "sequential",
-                "fixed": "fixed horizon", "msprt": "msprt", "bayesian": "bayesian"}[gate.test]
-        opts.extend([test, f"alpha {format_percent(gate.alpha * 100)}", f"power {format_percent(gate.power * 100)}"])
+        cond = f"{gate.metric} change {gate.op} {change_text(gate, gate.margin)}"
+        opts.append("fail if shown harmful" if gate.hypothesis == "harm" else "pass if shown non-inferior")
+        opts.append(f"power {format_percent(gate.power * 100)} at {change_text(gate, gate.effect).split()[0]}")
+        spending = gate.spending if gate.spending != "hsd" else f"hsd({gate.spending_gamma:g})"
+        test = {"group-sequential": f"sequential {spending}", "fixed": "fixed horizon", "msprt": "msprt",
+                "bayesian": "bayesian"}[gate.test]
+        opts.append(test)
+        if gate.alpha is not None:
+            opts.append(f"alpha {format_percent(gate.alpha * 100)}")
+        if gate.sided == "two":
+            opts.append("two-sided")
+        if gate.futility:
+            opts.append("futility")
+        if gate.tau is not None:
+            opts.append(f"tau {change_text(gate, gate.tau).split()[0].lstrip('+')}")
+        if gate.analysis != "arrived":
+            opts.append(f"analysis {gate.analysis}")
         if gate.interval_s is not None:
             opts.append(f"every {duration_text(gate.interval_s)}")
     if gate.from_stage is not None:
         opts.append(f"from {gate.from_stage}")
     return ", ".join([cond, *opts])
+
+
+def _slo_value(gate: ir.SloGate, value: float) -> str:
+    if gate.signal == "latency":
+        return duration_text(value)
+    if gate.signal == "query":
+        return f"{value:g}"
+    return format_percent(value * 100)
+
+
+def _slo_condition(gate: ir.SloGate) -> str:
+    if gate.signal == "latency":
+        name = f"p{gate.percentile:g} latency"
+    elif gate.signal == "query":
+        name = f"query {gate.query}"
+    else:
+        name = gate.signal.replace("_", " ")
+    if gate.comparison == "threshold":
+        return f"{name} {gate.op} {_slo_value(gate, gate.threshold)}"
+    if gate.relative:
+        change = f"{gate.threshold * 100:+g}%"
+    else:
+        change = ("+" if gate.threshold >= 0 else "-") + _slo_value(gate, abs(gate.threshold))
+        if gate.signal in ("error_rate", "saturation"):
+            change += " absolute"
+    return f"{name} change {gate.op} {change}"
 
 
 def _action_text(action: ir.Action) -> str:
@@ -292,7 +353,7 @@ def _gates(rollout: ir.Rollout, plan: Plan) -> list[str]:
         return lines
     lines.extend(["| gate | kind | condition | evaluated in | on failure | earliest rollback |",
                   "|---|---|---|---|---|---|"])
-    kinds = {"slo": "SLO", "drift": "drift", "business": "business"}
+    kinds = {"slo": "SLO", "drift": "drift", "business": "business", "srm": "sample ratio"}
     for gate in rollout.gates:
         origin = f" (from `{gate.origin}`)" if gate.origin else ""
         lines.append(f"| `{gate.name}`{origin} | {kinds[gate.kind]} | {_cell(describe_gate(gate))} | "
@@ -307,46 +368,145 @@ def _gates(rollout: ir.Rollout, plan: Plan) -> list[str]:
 # -- power ---------------------------------------------------------------------------------------
 
 
-def _power(rollout: ir.Rollout, rows: Sequence[PowerRow]) -> list[str]:
+def _power(rollout: ir.Rollout, plan: Plan, plans: dict[str, GatePlan]) -> list[str]:
     business = [g for g in rollout.gates if isinstance(g, ir.BusinessGate)]
     lines = ["### Power", ""]
     if not business:
         lines.append("No business gate: nothing to size.")
         return lines
-    if not rows:
+    if not plans:
         why = "no traffic model" if rollout.traffic is None else "no look with a fixed time"
         lines.append(f"{POWER_UNAVAILABLE}: {why}.")
         return lines
-    lines.extend(_power_table(rows))
+    for gate in business:
+        gp = plans.get(gate.name)
+        if gp is not None:
+            lines.extend([f"- {hypothesis_sentence(rollout, gp)}"])
+    lines.append("")
+    lines.extend(_power_table([plans[g.name] for g in business if g.name in plans]))
+    lines.append("")
+    lines.extend(_assumptions(rollout, [plans[g.name] for g in business if g.name in plans]))
+    from rolloutlang.stats.gates import plan_false_rollbacks
+
+    frr = plan_false_rollbacks(rollout, plan, plans)
+    if frr.per_gate:
+        lines.extend(["", _false_rollback_text(frr)])
     return lines
 
 
-def _power_table(rows: Sequence[PowerRow]) -> list[str]:
-    # Keep the last look of each stage: a gate that looks every hour would fill the comment.
-    kept: dict[tuple[str, str], PowerRow] = {}
-    total: dict[str, int] = {}
-    for row in rows:
-        kept[(row.gate, row.stage)] = row
-        total[row.gate] = total.get(row.gate, 0) + 1
-    lines = ["| gate | look | stage | time | labelled (stable / candidate) | information | fixed-horizon power "
-             "| detected by here |",
-             "|---|---|---|---|--:|--:|--:|--:|"]
-    for row in kept.values():
-        n_c, n_t = row.n_control_labelled, row.n_candidate_labelled
-        sequential = row.sequential_power
-        lines.append(f"| `{row.gate}` | {_cell(row.look)} | `{row.stage}` | {duration_text(row.time_s)} | "
-                     f"{_count(n_c)} / {_count(n_t)} | {row.information_fraction:.2f} | "
-                     f"{_share(100.0 * row.power)} | "
-                     f"{'–' if sequential is None else _share(100.0 * sequential)} |")
-    thinned = [g for g, n in total.items() if n > sum(1 for k in kept if k[0] == g)]
+def _direction(gate: ir.BusinessGate, harm: bool) -> str:
+    """`below`/`above`: where the harmful (or healthy) side of the margin is."""
+    return "below" if gate.higher_is_better == harm else "above"
+
+
+def hypothesis_sentence(rollout: ir.Rollout, gp: GatePlan) -> str:
+    """One sentence a reviewer can check: what the gate tests, at what error, with what power."""
+    gate, metric, spec = gp.gate, gp.metric, gp.spec
+    margin = change_text(gate, gate.margin)
+    test = {"fixed": "a fixed-horizon test", "group-sequential": f"a group-sequential test ({spec.spending.label})",
+            "msprt": "an mSPRT", "bayesian": "a Bayesian rule"}[gate.test]
+    sides = "two-sided " if gate.sided == "two" else ""
+    last = gp.samples[-1].look.stage
+    ch = gp.characteristics
+    power = pct(gp.power)
+    frr = pct(ch.false_rollback) if ch is not None else "?"
+    looks = len(gp.kept)
+    at = f"{looks} look{'s' * (looks != 1)}"
+    if gate.hypothesis == "harm":
+        return (f"`{gate.name}` fails only on evidence that the change in `{metric.name}` is "
+                f"{_direction(gate, True)} {margin} ({sides}{test} over {at}, alpha {pct(spec.alpha)} at that "
+                f"margin); it catches a {change_text(gate, gate.effect)} change by the end of `{last}` with "
+                f"probability {power} (declared {pct(gate.power)}), and fails an unchanged candidate {frr} of the "
+                "time.")
+    expect = "an unchanged candidate" if gate.effect == 0 else f"a {change_text(gate, gate.effect)} change"
+    return (f"`{gate.name}` allows promotion only on evidence that the change in `{metric.name}` is "
+            f"{_direction(gate, False)} {margin}, and fails when that can no longer be shown ({sides}{test} over "
+            f"{at}: a candidate exactly at the margin passes {pct(spec.alpha)} of the time); it passes {expect} by "
+            f"the end of `{last}` with probability {power} (declared {pct(gate.power)}), and fails an unchanged "
+            f"candidate {frr} of the time.")
+
+
+def _bound(z: float) -> str:
+    return "–" if z in (math.inf, -math.inf) else f"{z:.2f}"
+
+
+def _power_table(plans: Sequence[GatePlan]) -> list[str]:
+    lines = ["| gate | look | stage | time | labelled (stable / candidate) | information | fail if Z ≤ "
+             "| promote if Z ≥ | power by here |",
+             "|---|---|---|---|--:|--:|--:|--:|--:|"]
+    thinned: list[str] = []
+    for gp in plans:
+        power = gp.power_by_look()
+        bounds = gp.bounds_by_look()
+        final = gp.samples[-1].information
+        # Keep the last look of each stage: a gate that looks every hour would fill the comment.
+        last_of_stage: dict[str, int] = {}
+        for i, sample in enumerate(gp.samples):
+            last_of_stage[sample.look.stage] = i
+        if len(last_of_stage) < len(gp.samples):
+            thinned.append(gp.gate.name)
+        for i in last_of_stage.values():
+            sample = gp.samples[i]
+            b = bounds[i]
+            low, up = ("–", "–") if b is None else (_bound(b[0]), _bound(b[1]))
+            lines.append(f"| `{gp.gate.name}` | {_cell(sample.look.name)} | `{sample.look.stage}` | "
+                         f"{duration_text(sample.look.time_s)} | {_count(sample.n_control)} / "
+                         f"{_count(sample.n_candidate)} | {sample.information / final if final else 0:.2f} | {low} | "
+                         f"{up} | {_share(100.0 * power[i])} |")
     lines.append("")
-    note = ("Fixed-horizon power: the chance that one test on the labels arrived by that look detects the gate's "
-            "effect. Detected by here: the chance that the gate's group-sequential test, with its alpha spent at "
-            "these information fractions, has rolled back by that look.")
+    note = ("Z = (estimate - margin) / SE, positive when the candidate is better than the margin. Power by here: the "
+            "chance that the gate's own rule, with these boundaries at these looks, has reached its decision "
+            "(failed, for a harm test; allowed promotion, for a non-inferiority test) by that look, at the change "
+            "its power is sized for (exact crossing probabilities).")
     if thinned:
         note += " Showing the last look of each stage for " + ", ".join(f"`{g}`" for g in thinned) + "."
     lines.append(note)
     return lines
+
+
+def _assumptions(rollout: ir.Rollout, plans: Sequence[GatePlan]) -> list[str]:
+    said: list[str] = []
+    traffic = rollout.traffic
+    if traffic is not None and traffic.diurnal_amplitude > 0:
+        worst = [gp for gp in plans if gp.worst_start]
+        if worst:
+            when = ", ".join(f"`{gp.gate.name}` {_hour(gp.start_hour)}" for gp in worst
+                             if gp.start_hour is not None and traffic.peak_hour is not None)
+            said.append("Labels follow the traffic's daily shape; without `start` (and `peak`) on the traffic line "
+                        "each gate is sized for the worst start of day" + (f" ({when})" if when else "") + ".")
+        else:
+            said.append(f"Labels follow the traffic's daily shape, from a start at {_hour(traffic.start_hour)}.")
+    for gp in plans:
+        r = gp.randomization
+        if r.unit != "request":
+            icc = f"icc {r.icc:g}" + (" (not given: assumed)" if r.icc_assumed else "")
+            said.append(f"`{gp.gate.name}`: {r.requests_per_unit:g} requests per {r.unit}, {icc}: design effect "
+                        f"{r.design_effect:.2f}.")
+        if gp.thinned_from is not None:
+            said.append(f"`{gp.gate.name}` looks {gp.thinned_from:,} times; its figures use {len(gp.samples):,} "
+                        "evenly spread looks.")
+        ch = gp.characteristics
+        if ch is not None and ch.at_effect.method == "simulated":
+            said.append(f"`{gp.gate.name}`: {len(gp.kept)} looks, so its figures are simulated "
+                        f"(standard error {ch.at_effect.standard_error * 100:.2g} points).")
+    return said
+
+
+def _hour(hour: float | None) -> str:
+    if hour is None:
+        return "?"
+    minutes = round(hour * 60) % (24 * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _false_rollback_text(frr: PlanFalseRollbacks) -> str:
+    parts = ", ".join(f"`{g}` {pct(p)}" for g, p in frr.per_gate)
+    text = (f"False rollbacks, a candidate as good as stable rolled back: {parts}; the plan about "
+            f"{pct(frr.independent)} if the gates' data are independent, at most {pct(frr.bound)}.")
+    if frr.unmodelled:
+        text += (" Not counted: " + ", ".join(f"`{g}`" for g in frr.unmodelled) +
+                 " (thresholds on live noise; `rollout simulate` includes them).")
+    return text
 
 
 # -- findings ------------------------------------------------------------------------------------

@@ -1,18 +1,29 @@
 """Budget and policy checks (RL600-RL612): is the plan safe enough, fast enough, and watched?
 
 Budgets (RL600-RL603)
-    ``budget exposure`` caps the *worst-case exposure*: for each gate a rule
-    rolls back on, the candidate traffic served before that gate can first
-    roll back (:meth:`rolloutlang.plan.Plan.earliest_rollback`: on the fastest
-    schedule, ``interval x failure limit`` for SLO and drift gates, the first
-    look for business gates, plus the confirmation wait), and the worst of
-    those over the gates: a regression that only the slowest gate can see.
+    ``budget exposure`` caps the exposure of a bad candidate that only one
+    gate can see, for the gate where that is worst.  For each gate a rule
+    rolls back on:
+
+    * an SLO, drift or sample-ratio gate catches a breach as soon as it can
+      fail (:meth:`rolloutlang.plan.Plan.earliest_rollback`: on the fastest
+      schedule, ``interval x failure limit``, plus the confirmation wait);
+    * a business gate catches the harm it is sized for only with the
+      probabilities its rule has at each look
+      (:meth:`rolloutlang.stats.gates.GatePlan.fail_times`), so the exposure is
+      the *expected* candidate traffic: each look's rollback time weighted by
+      the chance the gate first fails there, and, when it never does, the
+      traffic until promotion.  The harm is the gate's sized effect (a harm
+      test), or the change as far beyond the margin as its sized effect is
+      within it (a non-inferiority test).
+
     ``... % of requests before T`` divides the candidate requests served up to
     the rollback (or T, if sooner) by all requests before T; without
-    ``before`` the window ends at the rollback.  With no gate that rolls back,
-    the candidate is never rolled back.  ``budget duration`` caps the time to
-    promotion (a post-promotion holdout does not count); a phase that waits
-    for a person or for pods makes it unbounded.
+    ``before`` the window ends at the rollback (its expected time, for a
+    business gate, promotion counting as the end when it never fails).  With
+    no gate that rolls back, the candidate is never rolled back.  ``budget
+    duration`` caps the time to promotion (a post-promotion holdout does not
+    count); a phase that waits for a person or for pods makes it unbounded.
 
 Gate coverage (RL610-RL612)
     Infrastructure gates alone do not guard a model; every SLO gate must be
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
@@ -36,7 +48,7 @@ from rolloutlang.source import Span
 from rolloutlang.units import duration_text, format_count
 
 RULES: dict[str, str] = {
-    "RL600": "worst-case exposure over budget",
+    "RL600": "exposure over budget",
     "RL601": "exposure budget in requests without a traffic model",
     "RL602": "plan longer than its duration budget",
     "RL603": "duration budget cannot be guaranteed",
@@ -59,8 +71,8 @@ def check_policy(ctx: CheckContext) -> Iterable[Diagnostic]:
     plan = ctx.plan
     for budget in rollout.budgets:
         if budget.kind == "exposure":
-            out.extend(_exposure_budget(plan, budget))
-        else:
+            out.extend(_exposure_budget(ctx, budget))
+        elif budget.kind == "duration":
             out.extend(_duration_budget(plan, budget))
     out.extend(_coverage(ctx, plan))
     return out
@@ -69,31 +81,103 @@ def check_policy(ctx: CheckContext) -> Iterable[Diagnostic]:
 # -- budgets -------------------------------------------------------------------------------------
 
 
-def _bounds(plan: Plan) -> list[RollbackBound]:
-    bounds = [b for g in plan.rollback_gates() if (b := plan.earliest_rollback(g)) is not None]
-    return bounds or [plan.without_rollback()]
+@dataclass(frozen=True)
+class GateExposure:
+    """What a bad candidate that only one gate can see serves, in a window.
+
+    Attributes:
+        gate: the gate ("" when nothing rolls the plan back).
+        weighted_s: candidate share integrated over the window (x rate = requests); inf when unbounded.
+        window_s: the window: the budget's `before`, else until the (expected) rollback.
+        bound: the earliest rollback, for gates that catch a breach as soon as they can fail.
+        detect: P(the gate rolls the harm back before promotion), for business gates.
+        harm: the harm a business gate is judged on, as written (`-3% relative`).
+    """
+
+    gate: str
+    weighted_s: float
+    window_s: float
+    bound: RollbackBound | None = None
+    detect: float | None = None
+    harm: str = ""
+
+    @property
+    def share(self) -> float:
+        """Candidate requests as a percentage of all requests in the window."""
+        if math.isinf(self.weighted_s):
+            return math.inf
+        return 100.0 * self.weighted_s / self.window_s if self.window_s > 0 else 0.0
 
 
-def exposure_share(bound: RollbackBound, before_s: float | None) -> float:
-    """Candidate requests as a percentage of all requests, up to the rollback (or ``before_s``)."""
+def _earliest(bound: RollbackBound, before_s: float | None) -> GateExposure:
     if before_s is not None:
-        return 100.0 * bound.weighted_s(before_s) / before_s if before_s > 0 else 0.0
+        return GateExposure(bound.gate, bound.weighted_s(before_s), before_s, bound)
     if bound.rollback_s is None:
-        return math.inf
-    return 100.0 * bound.weighted_s() / bound.rollback_s if bound.rollback_s > 0 else 0.0
+        return GateExposure(bound.gate, math.inf, math.inf, bound)
+    return GateExposure(bound.gate, bound.weighted_s(), bound.rollback_s, bound)
 
 
-def worst_case_share(plan: Plan, before_s: float | None = None) -> tuple[float, RollbackBound]:
-    """The worst-case exposure as a percentage of requests, and the gate bound that sets it."""
-    return max(((exposure_share(b, before_s), b) for b in _bounds(plan)), key=lambda x: x[0])
+def _expected(ctx: CheckContext, gate: ir.BusinessGate, before_s: float | None) -> GateExposure | None:
+    """The expected exposure of the harm a business gate is judged on, from its detection probabilities."""
+    from rolloutlang.checks.statistics import change_text, context_gate_plans
+
+    gp = context_gate_plans(ctx).get(gate.name)
+    if gp is None or gp.characteristics is None:
+        return None
+    plan = ctx.plan
+    spec = gp.spec
+    theta = spec.effect if spec.hypothesis == "harm" else 2.0 * spec.margin - spec.effect
+    harm = gate.effect if gate.hypothesis == "harm" else 2.0 * gate.margin - gate.effect
+    wait = min((a.after_s or 0.0) for r in ctx.rollout.rules if gate.name in r.gates and r.event == "fail"
+               for a in r.actions if a.kind == "rollback")
+    free = plan.without_rollback()
+    end = plan.min_duration_s if before_s is None else before_s
+    weighted = duration = detect = 0.0
+    for time_s, p in gp.fail_times(theta):
+        back = time_s + wait
+        held = free.weighted_s(time_s) + _share_at(plan, time_s) * wait  # the weight holds while it confirms
+        stop = back if before_s is None else min(back, before_s)
+        weighted += p * (held if before_s is None or back <= before_s else free.weighted_s(before_s))
+        duration += p * stop
+        detect += p
+    missed = max(1.0 - detect, 0.0)
+    weighted += missed * free.weighted_s(end)
+    duration += missed * end
+    window = before_s if before_s is not None else duration
+    return GateExposure(gate.name, weighted, window, detect=min(detect, 1.0),
+                        harm=change_text(gate, harm))
 
 
-def worst_case_weighted_s(plan: Plan, before_s: float | None = None) -> tuple[float, RollbackBound]:
-    """The worst-case exposure in seconds of all traffic (x rate = requests), and the bound that sets it."""
-    return max(((b.weighted_s(before_s), b) for b in _bounds(plan)), key=lambda x: x[0])
+def _share_at(plan: Plan, t: float) -> float:
+    """The candidate share in force at time ``t`` on the fastest schedule."""
+    for ph in plan.pre_promotion:
+        if ph.earliest_start_s <= t < ph.earliest_end_s or (ph.open_ended and ph.earliest_start_s <= t):
+            return ph.weight_percent / 100.0
+    return 1.0
 
 
-def _explain_bound(plan: Plan, bound: RollbackBound) -> str:
+def gate_exposures(ctx: CheckContext, before_s: float | None = None) -> list[GateExposure]:
+    """For each rollback gate, what a bad candidate only it can see serves (business gates: in expectation)."""
+    plan = ctx.plan
+    out: list[GateExposure] = []
+    for name in plan.rollback_gates():
+        gate = ctx.rollout.gate(name)
+        expected = _expected(ctx, gate, before_s) if isinstance(gate, ir.BusinessGate) else None
+        if expected is not None:
+            out.append(expected)
+            continue
+        bound = plan.earliest_rollback(name)
+        if bound is not None:
+            out.append(_earliest(bound, before_s))
+    return out or [_earliest(plan.without_rollback(), before_s)]
+
+
+def _explain_exposure(plan: Plan, worst: GateExposure) -> str:
+    if worst.detect is not None:
+        return (f"`{worst.gate}` rolls a {worst.harm} change back before promotion with probability "
+                f"{worst.detect * 100:.0f}%, at the looks where its rule can first fail")
+    bound = worst.bound
+    assert bound is not None
     if not bound.gate:
         return "no gate rolls this plan back, so a bad candidate is promoted"
     if bound.rollback_s is None:
@@ -104,7 +188,8 @@ def _explain_bound(plan: Plan, bound: RollbackBound) -> str:
            f"earliest{where}"
 
 
-def _exposure_budget(plan: Plan, budget: ir.Budget) -> Iterator[Diagnostic]:
+def _exposure_budget(ctx: CheckContext, budget: ir.Budget) -> Iterator[Diagnostic]:
+    plan = ctx.plan
     before = budget.before_s
     window = f" before {duration_text(before)}" if before is not None else ""
     if budget.max_requests is not None and plan.rate_rps is None:
@@ -114,14 +199,16 @@ def _exposure_budget(plan: Plan, budget: ir.Budget) -> Iterator[Diagnostic]:
                  f"`budget exposure <= 5% of requests{window}`",
         )
         return
+    exposures = gate_exposures(ctx, before)
     if budget.max_percent is not None:
-        share, bound = worst_case_share(plan, before)
+        worst = max(exposures, key=lambda e: e.share)
+        share = worst.share
         over = share > budget.max_percent + 1e-9
         amount = "an unbounded share of requests" if math.isinf(share) else f"{_pct(share)} of requests"
         cap = f"{budget.max_percent:g}%"
     elif budget.max_requests is not None and plan.rate_rps is not None:
-        weighted, bound = worst_case_weighted_s(plan, before)
-        requests = weighted * plan.rate_rps
+        worst = max(exposures, key=lambda e: e.weighted_s)
+        requests = worst.weighted_s * plan.rate_rps
         over = requests > budget.max_requests
         amount = "unbounded requests" if math.isinf(requests) else f"{format_count(requests)} requests"
         cap = format_count(budget.max_requests)
@@ -129,26 +216,27 @@ def _exposure_budget(plan: Plan, budget: ir.Budget) -> Iterator[Diagnostic]:
         return
     if not over:
         return
-    fix = _exposure_fix(plan, bound)
+    expected = "" if worst.detect is None else " on average"
     yield error(
-        "RL600", f"a bad candidate can serve {amount}{window}, over the budget of {cap}", budget.span,
+        "RL600", f"a bad candidate can serve {amount}{window}{expected}, over the budget of {cap}", budget.span,
         notes=(
-            _explain_bound(plan, bound),
-            "worst-case exposure: candidate requests before the slowest rollback gate can first roll back, "
-            "approvals granted at once",
+            _explain_exposure(plan, worst),
+            "exposure: candidate requests served to a regression that only one gate can see, for the gate where "
+            "that is worst; approvals granted at once",
         ),
-        help=fix,
+        help=_exposure_fix(plan, worst),
     )
 
 
-def _exposure_fix(plan: Plan, bound: RollbackBound) -> str:
-    gate = plan.rollout.gate(bound.gate) if bound.gate else None
+def _exposure_fix(plan: Plan, worst: GateExposure) -> str:
+    gate = plan.rollout.gate(worst.gate) if worst.gate else None
     if gate is None:
         return "add a gate that rolls back: `on errors fail: rollback now`"
-    if bound.rollback_s is None:
-        return f"let `{gate.name}` decide before promotion, or start with a smaller first stage"
     if isinstance(gate, ir.BusinessGate):
-        return f"give `{gate.name}` earlier looks (`every 1h`), or make the stages before it smaller or shorter"
+        return (f"give `{gate.name}` earlier looks (`every 1h`) and the power to use them (larger early stages), or "
+                "make the stages before it smaller or shorter")
+    if worst.bound is not None and worst.bound.rollback_s is None:
+        return f"let `{gate.name}` decide before promotion, or start with a smaller first stage"
     return (f"let `{gate.name}` fail sooner (a shorter `every`, fewer failures), or start with a smaller "
             "first stage")
 
@@ -216,8 +304,8 @@ def _coverage(ctx: CheckContext, plan: Plan) -> Iterator[Diagnostic]:
         yield warning(
             "RL610", f"only infrastructure gates ({names}) guard the way to 100%: infrastructure health is "
             "necessary, not sufficient", span,
-            help="watch the model too: a business gate (`gate ctr: ctr change > -1% relative`) or a drift gate "
-                 "(`gate drift: psi(scores) < 0.2`)",
+            help="watch the model too: a business gate (`gate ctr: ctr change > -1% relative, fail if shown harmful, "
+                 "power 80% at -3%`) or a drift gate (`gate drift: psi(scores) < 0.2`)",
         )
 
     acting: dict[str, set[str]] = {}

@@ -16,7 +16,7 @@ from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, one_of, war
 from rolloutlang.source import Span
 
 
-def gate_site(rollout: ir.Rollout, gate: ir.SloGate | ir.DriftGate | ir.BusinessGate) -> Span:
+def gate_site(rollout: ir.Rollout, gate: ir.AnyGate) -> Span:
     """Where a gate enters this rollout: its own line, or the `use gates` that imported it."""
     if gate.origin is not None:
         use = next((u for u in rollout.uses if u.name == gate.origin), None)
@@ -30,7 +30,7 @@ def check_references(ctx: CheckContext) -> Iterable[Diagnostic]:
     rollout = ctx.rollout
     out: list[Diagnostic] = []
 
-    readers = [g for g in rollout.gates if isinstance(g, ir.SloGate | ir.DriftGate)]
+    readers = [g for g in rollout.gates if isinstance(g, ir.SloGate | ir.DriftGate | ir.SrmGate)]
     if readers and rollout.metrics_source is None:
         names = one_of([g.name for g in readers]).replace(" or ", " and ")
         verb = "reads" if len(readers) == 1 else "read"
@@ -57,7 +57,8 @@ def check_references(ctx: CheckContext) -> Iterable[Diagnostic]:
         if metric.origin is None and metric.name not in used:
             out.append(warning(
                 "RL511", f"metric `{metric.name}` is not used by any gate", metric.span,
-                help=f"gate on it (`gate {metric.name}: {metric.name} change > -1% relative`) or remove it",
+                help=f"gate on it (`gate {metric.name}: {metric.name} change > -1% relative, fail if shown harmful, "
+                     "power 80% at -3%`) or remove it",
             ))
     return out
 
