@@ -53,7 +53,7 @@ rollout ranker-v2 {
   gate latency: p99 latency < 250ms        every 5m, fail after 2
   gate errors:  error rate < 0.5%          every 5m, fail after 2
   gate drift:   psi(scores) < 0.2          every 1h
-  gate ctr:     ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%
+  gate ctr:     ctr change > -1% relative, fail if shown harmful, power 80% at -3%, alpha 5%
 
   on latency, errors fail: rollback now
   on ctr fail:             rollback

@@ -80,7 +80,7 @@ CASES = [
          "RL215", "unknown gate condition `eror rate`", 2, 16, help="did you mean `error`?"),
     Case("typo-gate-in-rule", spec("gate latency: p99 latency < 250ms", "on latncy fail: rollback"),
          "RL111", "rule names unknown gate `latncy`", 3, 6, help="did you mean `latency`?"),
-    Case("typo-metric-name", spec(CTR, "gate ctr: cttr change > -1% relative"),
+    Case("typo-metric-name", spec(CTR, "gate ctr: cttr change > -1% relative, pass if shown non-inferior"),
          "RL112", "unknown metric `cttr`", 3, 13, help="did you mean `ctr`?"),
     Case("typo-stage-name", spec(STAGES, "gate latency: p99 latency < 250ms, from mpx"),
          "RL114", "unknown stage `mpx`", 6, 43, help="did you mean `mpr`?"),

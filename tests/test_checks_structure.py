@@ -7,10 +7,12 @@ text for the offending part, so the specs can be read as written.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
+from rolloutlang import stats
 from rolloutlang.checks import passes, run_checks
 from rolloutlang.diagnostics import Diagnostic, Severity
 from rolloutlang.loader import load
@@ -201,11 +203,11 @@ def test_rl316_no_rule_rolls_back() -> None:
 
 def test_rl316_rollback_gate_never_evaluated() -> None:
     text = spec("  blue-green { preview for 1h, promote manual }\n  metric ctr: binary, baseline 4%\n"
-                "  gate ctr: ctr change > -1% relative\n  gate drift: psi(score) < 0.2\n"
+                "  gate ctr: ctr change > -1% relative, pass if shown non-inferior\n  gate drift: psi(score) < 0.2\n"
                 "  on ctr fail: rollback\n  on drift fail: pause\n")
     d = one(check(text), "RL316")
     assert d.message == "nothing can roll this plan back: `ctr` would roll back, but no phase evaluates it"
-    assert_at(d, text, "gate ctr: ctr change > -1% relative")
+    assert_at(d, text, "gate ctr: ctr change > -1% relative, pass if shown non-inferior")
 
 
 def test_rl316_rollback_rule_passes() -> None:
@@ -229,7 +231,7 @@ def test_rl317_last_stage_after_the_business_gate() -> None:
     # ctr stops at 100%, and only ctr rolls back: the bake stage at 100% cannot roll back
     text = spec(CANARY.replace("    100%\n", "    100% for 1h\n") + """
   metric ctr: binary, baseline 4%
-  gate ctr: ctr change > -1% relative
+  gate ctr: ctr change > -1% relative, pass if shown non-inferior
   gate drift: psi(score) < 0.2
   on ctr fail: rollback
   on drift fail: pause
@@ -363,22 +365,51 @@ def test_rl325_route_with_canary_passes() -> None:
 # -- RL600 exposure budget -------------------------------------------------------------------------
 
 
-def test_rl600_share_before_a_time() -> None:
-    # errors can first roll back at 2m; ctr at the end of stage-1 (1h) after 5% x 1h = 180 s of traffic:
-    # 180 / 7200 = 2.5% of the requests before 2h
-    body = CANARY + GATES + """
+def _ctr_exposure(effect: str) -> tuple[str, float]:
+    """A spec whose only business gate, sized at ``effect``, is judged on exposure before 2h; and the share.
+
+    The share is computed here from first principles: 100 rps, labels at once, ctr 4%; the gate looks at 1h
+    (5%: 18,000 candidate and 342,000 stable requests) and at 3h (mpr adds 360,000 per arm).  On the log-ratio
+    scale a request's variance is (1 - p) / p, so I = n_t n_c / (n_t + n_c) / 24 per stage.  The first look
+    fails with P(Z_1 <= -b_1) where b_1 spends O'Brien-Fleming alpha at t_1 = I_1 / I_2 and Z_1 has mean
+    (log(1 + effect) - log(0.99)) sqrt(I_1).  A bad candidate serves 5% x 1h = 180 s of traffic when caught at
+    1h, else 180 + 50% x 1h = 1,980 s by 2h.
+    """
+    body = CANARY + GATES + f"""
   metric ctr: binary, baseline 4%
-  gate ctr: ctr change > -1% relative
+  gate ctr: ctr change > -1% relative, fail if shown harmful, power 80% at {effect}
   on ctr fail: rollback
   budget exposure <= 1% of requests before 2h
 """
-    text = spec(body)
+    i1 = 18_000 * 342_000 / 360_000 / 24
+    i2 = i1 + 360_000 / 2 / 24
+    b1 = stats.spending_bounds([i1 / i2, 1.0], 0.05, "obrien-fleming")[0]
+    drift1 = (math.log1p(float(effect.rstrip("%")) / 100) - math.log(0.99)) * math.sqrt(i1)
+    p1 = stats.normal_cdf(-b1 - drift1)
+    return spec(body), 100 * (p1 * 180 + (1 - p1) * 1980) / 7200
+
+
+def test_rl600_counts_a_business_gate_by_its_detection_probabilities() -> None:
+    # A -30% CTR drop is caught at the first look almost surely: about 2.5% of the requests before 2h.
+    text, share = _ctr_exposure("-30%")
+    assert 2.4 < share < 2.6
     d = one(check(text), "RL600")
     assert d.severity is Severity.ERROR
-    assert d.message == "a bad candidate can serve 2.5% of requests before 2h, over the budget of 1%"
-    assert d.notes[0] == "a regression only `ctr` can see is rolled back at 1h at the earliest in stage `stage-1`"
+    assert d.message == (f"a bad candidate can serve {share:.3g}% of requests before 2h on average, over the budget "
+                         "of 1%")
+    assert d.notes[0].startswith("`ctr` rolls a -30% relative change back before promotion with probability ")
     assert "give `ctr` earlier looks" in d.help
     assert_at(d, text, "budget exposure <= 1% of requests before 2h")
+
+
+def test_rl600_a_gate_that_can_fail_early_but_rarely_does_is_not_counted_as_early() -> None:
+    # Sized at -5%, the same gate can fail at 1h but almost never does: the first moment it *could* fail
+    # (2.5%) is not what the candidate serves; in expectation it serves nearly all of the 27.5% until 2h.
+    text, share = _ctr_exposure("-5%")
+    assert 27 < share < 27.6
+    d = one(check(text), "RL600")
+    assert d.message == (f"a bad candidate can serve {share:.3g}% of requests before 2h on average, over the budget "
+                         "of 1%")
 
 
 def test_rl600_requests() -> None:

@@ -15,7 +15,7 @@ import pytest
 from rolloutlang import ir
 from rolloutlang.diagnostics import Diagnostic
 from rolloutlang.loader import Program, load, load_text
-from rolloutlang.lower import BUSINESS_OPTIONS, DRIFT_OPTIONS, SLO_OPTIONS, OptionSpec
+from rolloutlang.lower import BUSINESS_OPTIONS, DRIFT_OPTIONS, SLO_OPTIONS, SRM_OPTIONS, OptionSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -713,30 +713,36 @@ CTR = "metric ctr: binary, baseline 4.2%, labels lognormal(median 2h, p95 8h)\n"
 REVENUE = "metric revenue: continuous, baseline 1.35, sd 4.2\n"
 
 
+HARM = "fail if shown harmful, power 80% at -3%"
+NI = "pass if shown non-inferior"
+
+
 @pytest.mark.parametrize(
-    ("change", "threshold", "relative"),
+    ("change", "margin", "relative", "effect"),
     [
-        ("> -1% relative", -0.01, True),
-        ("> -1%", -0.01, True),
-        (">= -2.5%", -0.025, True),
-        ("> -0.1% absolute", -0.001, False),
-        ("> -0.05 absolute", -0.05, False),
-        ("< 3% relative", 0.03, True),
+        ("> -1% relative, fail if shown harmful, power 80% at -3%", -0.01, True, -0.03),
+        ("> -1%, fail if shown harmful, power 80% at -3%", -0.01, True, -0.03),
+        (">= -2.5%, pass if shown non-inferior", -0.025, True, 0.0),
+        ("> -0.1% absolute, fail if shown harmful, power 80% at -0.3%", -0.001, False, -0.003),
+        ("> -0.05 absolute, pass if shown non-inferior, power 90% at +0.01", -0.05, False, 0.01),
+        ("< 3% relative, fail if shown harmful, power 80% at +6%", 0.03, True, 0.06),
+        ("> 0%, fail if shown harmful, power 80% at -2%", 0.0, True, -0.02),
     ],
 )
-def test_business_gate_change(change: str, threshold: float, relative: bool) -> None:
+def test_business_gate_change(change: str, margin: float, relative: bool, effect: float) -> None:
     (gate,) = ok(f"{CTR}gate c: ctr change {change}").gates
     assert isinstance(gate, ir.BusinessGate) and gate.kind == "business"
-    assert gate.metric == "ctr" and gate.threshold == pytest.approx(threshold) and gate.relative is relative
-    assert gate.effect == pytest.approx(threshold)
+    assert gate.metric == "ctr" and gate.margin == pytest.approx(margin) and gate.relative is relative
+    assert gate.effect == pytest.approx(effect)
 
 
 def test_business_gate_defaults() -> None:
-    (gate,) = ok(f"{CTR}gate c: ctr change > -1% relative").gates
+    (gate,) = ok(f"{CTR}gate c: ctr change > -1% relative, {NI}").gates
     assert isinstance(gate, ir.BusinessGate)
-    assert (gate.test, gate.spending, gate.alpha, gate.power, gate.min_effect, gate.sided, gate.analysis,
-            gate.interval_s, gate.tau, gate.from_stage) == (
-        "group-sequential", "obrien-fleming", 0.05, 0.8, None, "two", "arrived", None, None, None)
+    assert (gate.hypothesis, gate.effect, gate.test, gate.spending, gate.alpha, gate.power, gate.sided,
+            gate.futility, gate.analysis, gate.interval_s, gate.tau, gate.from_stage) == (
+        "non-inferiority", 0.0, "group-sequential", "obrien-fleming", None, 0.8, "one", False, "arrived", None,
+        None, None)
 
 
 @pytest.mark.parametrize(
@@ -744,14 +750,13 @@ def test_business_gate_defaults() -> None:
     [
         ("sequential obrien-fleming", {"test": "group-sequential", "spending": "obrien-fleming"}),
         ("sequential pocock", {"test": "group-sequential", "spending": "pocock"}),
+        ("sequential hsd(-4)", {"test": "group-sequential", "spending": "hsd", "spending_gamma": -4.0}),
         ("fixed horizon", {"test": "fixed", "spending": None}),
         ("fixed", {"test": "fixed", "spending": None}),
-        ("msprt, tau 0.02", {"test": "msprt", "spending": None, "tau": 0.02}),
+        ("msprt, tau 2%", {"test": "msprt", "spending": None, "tau": 0.02}),
         ("bayesian", {"test": "bayesian", "spending": None}),
         ("alpha 1%", {"alpha": 0.01}),
-        ("power 90%", {"power": 0.9}),
-        ("min effect -2%", {"min_effect": -0.02}),
-        ("min effect -0.02", {"min_effect": -0.02}),
+        ("futility", {"futility": True}),
         ("one-sided", {"sided": "one"}),
         ("two-sided", {"sided": "two"}),
         ("analysis matured", {"analysis": "matured"}),
@@ -761,61 +766,149 @@ def test_business_gate_defaults() -> None:
     ],
 )
 def test_business_gate_options(options: str, expected: dict[str, object]) -> None:
-    (gate,) = ok(f"{CTR}{STAGES}gate c: ctr change > -1% relative, {options}").gates
+    (gate,) = ok(f"{CTR}{STAGES}gate c: ctr change > -1% relative, {HARM}, {options}").gates
     for field, value in expected.items():
         actual = getattr(gate, field)
         assert actual == (pytest.approx(value) if isinstance(value, float) else value), field
 
 
-def test_min_effect_replaces_the_threshold_as_the_effect() -> None:
-    (gate,) = ok(f"{CTR}gate c: ctr change > -1%, min effect -2%").gates
-    assert isinstance(gate, ir.BusinessGate) and gate.effect == pytest.approx(-0.02)
-
-
 def test_continuous_business_gate() -> None:
-    (gate,) = ok(f"{REVENUE}gate r: revenue change >= -0.05 absolute, fixed horizon, alpha 1%").gates
+    (gate,) = ok(f"{REVENUE}gate r: revenue change >= -0.05 absolute, fail if shown harmful, "
+                 "power 90% at -0.1, fixed horizon, alpha 1%").gates
     assert isinstance(gate, ir.BusinessGate)
-    assert (gate.metric, gate.op, gate.threshold, gate.relative, gate.test, gate.alpha) == (
-        "revenue", ">=", -0.05, False, "fixed", 0.01)
+    assert (gate.metric, gate.op, gate.margin, gate.relative, gate.effect, gate.power, gate.test, gate.alpha) == (
+        "revenue", ">=", -0.05, False, -0.1, 0.9, "fixed", 0.01)
 
 
 @pytest.mark.parametrize(
     ("body", "code"),
     [
         (f"{CTR}gate c: ctr change > -0.5", "RL201"),
-        (f"{CTR}gate c: ctr change > 0%", "RL217"),
-        (f"{CTR}gate c: ctr change > -1h", "RL201"),
-        (f"{CTR}gate c: ctr change > -1%, msprt, sequential pocock", "RL218"),
-        (f"{CTR}gate c: ctr change > -1%, sequential halfway", "RL203"),
-        (f"{CTR}gate c: ctr change > -1%, alpha 100%", "RL201"),
-        (f"{CTR}gate c: ctr change > -1%, power 0%", "RL201"),
-        (f"{CTR}gate c: ctr change > -1%, analysis eventually", "RL203"),
-        (f"{CTR}gate c: ctr change > -1%, alpah 5%", "RL207"),
-        ("gate c: ctr change > -1%", "RL112"),
+        (f"{CTR}gate c: ctr change > -1h, {NI}", "RL201"),
+        (f"{CTR}gate c: ctr change > -1%, {HARM}, msprt, sequential pocock", "RL218"),
+        (f"{CTR}gate c: ctr change > -1%, {HARM}, sequential halfway", "RL203"),
+        (f"{CTR}gate c: ctr change > -1%, {HARM}, sequential hsd", "RL203"),
+        (f"{CTR}gate c: ctr change > -1%, {HARM}, alpha 100%", "RL201"),
+        (f"{CTR}gate c: ctr change > -1%, {NI}, power 0%", "RL201"),
+        (f"{CTR}gate c: ctr change > -1%, {HARM}, analysis eventually", "RL203"),
+        (f"{CTR}gate c: ctr change > -1%, {HARM}, alpah 5%", "RL207"),
+        ("gate c: ctr change > -1%, pass if shown non-inferior", "RL112"),
+        # the old forms: which test runs is not said, or said the retired way
+        (f"{CTR}gate c: ctr change > -1%", "RL250"),
+        (f"{CTR}gate c: ctr change > -1%, sequential obrien-fleming, alpha 5%, power 80%", "RL250"),
+        (f"{CTR}gate c: ctr change > -1%, {NI}, min effect -2%", "RL254"),
+        (f"{CTR}gate c: ctr change > -1%, {NI}, msprt, tau 0.02", "RL257"),
+        # the effect must be on the side the test is about
+        (f"{CTR}gate c: ctr change > -1%, fail if shown harmful, power 80% at -0.5%", "RL251"),
+        (f"{CTR}gate c: ctr change > -1%, pass if shown non-inferior, power 80% at -2%", "RL251"),
+        (f"{CTR}gate c: ctr change > +1%, pass if shown non-inferior", "RL251"),
+        (f"{CTR}gate c: ctr change > -1%, fail if shown harmful", "RL252"),
+        (f"{CTR}gate c: ctr change > -1%, {NI}, futility", "RL253"),
+        (f"{CTR}gate c: ctr change > -1%, {HARM}, msprt, futility", "RL253"),
+        (f"{CTR}gate c: ctr change > -1%, {HARM}, sequential pocock, tau 2%", "RL253"),
+        (f"{CTR}gate c: ctr change > -1%, {HARM}, {NI}", "RL258"),
+        (f"{CTR}gate c: ctr change > -100%, {NI}", "RL259"),
     ],
 )
 def test_business_gate_errors(body: str, code: str) -> None:
     assert codes(body) == [code]
 
 
+def test_a_business_gate_without_its_test_gets_both_spellings() -> None:
+    (diag,) = errors(f"{CTR}gate c: ctr change > -1% relative")
+    assert diag.code == "RL250"
+    assert diag.message == "gate `c` does not say which test it runs"
+    assert diag.help == ("add `fail if shown harmful, power 80% at -2%` to roll back only on evidence of a change "
+                         "beyond -1%, or `pass if shown non-inferior` to promote only on evidence that the change is "
+                         "within it")
+    (diag,) = errors(f"{CTR}gate c: ctr change < +0.5% absolute")
+    assert "`fail if shown harmful, power 80% at +1%`" in diag.help and "beyond +0.5% absolute" in diag.help
+
+
+def test_the_retired_min_effect_says_the_new_spelling() -> None:
+    (diag,) = errors(f"{CTR}gate c: ctr change > -1%, {NI}, power 90%, min effect -2%")
+    assert diag.code == "RL254"
+    assert diag.help == ("write `power 90% at -2%` (and `fail if shown harmful` or `pass if shown non-inferior`)")
+
+
 def test_unknown_metric_suggests_a_declared_one() -> None:
-    (diag,) = errors(f"{CTR}gate c: crt change > -1%")
+    (diag,) = errors(f"{CTR}gate c: crt change > -1%, {NI}")
     assert diag.code == "RL112" and diag.help == "did you mean `ctr`?"
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("p99 latency change < +10%", {"signal": "latency", "comparison": "change", "threshold": 0.1,
+                                       "relative": True}),
+        ("p95 latency change <= +15ms", {"signal": "latency", "comparison": "change", "threshold": 0.015,
+                                         "relative": False}),
+        ("error rate change < +0.1% absolute", {"signal": "error_rate", "comparison": "change",
+                                                "threshold": 0.001, "relative": False}),
+        ("errors change < +20%", {"signal": "error_rate", "comparison": "change", "threshold": 0.2,
+                                  "relative": True}),
+        ("saturation change < +5% absolute", {"signal": "saturation", "threshold": 0.05, "relative": False}),
+        ("query gpu_util change < +0.05", {"signal": "query", "query": "gpu_util", "threshold": 0.05}),
+        ("p99 latency < 250ms, baseline 180ms", {"comparison": "threshold", "baseline": 0.18}),
+        ("error rate < 0.5%, baseline 0.1%, min samples 500", {"baseline": 0.001, "min_samples": 500}),
+        ("query gpu_util < 0.9, baseline 0.6", {"baseline": 0.6}),
+    ],
+)
+def test_slo_gates_compare_with_stable_and_know_its_value(condition: str, expected: dict[str, object]) -> None:
+    (gate,) = ok(f'metrics prometheus "http://p" {{ query gpu_util "x" }}\ngate g: {condition}').gates
+    assert isinstance(gate, ir.SloGate)
+    for field, value in expected.items():
+        actual = getattr(gate, field)
+        assert actual == (pytest.approx(value) if isinstance(value, float) else value), field
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("gate g: p99 latency change < +10", "RL201"),
+        ("gate g: p99 latency change < +10 relative", "RL201"),
+        ("gate g: error rate change < +0.1", "RL201"),
+        ("gate g: p99 latency < 250ms, baseline 180", "RL201"),
+        ("gate g: p99 latency change < -100%", "RL259"),
+    ],
+)
+def test_slo_change_and_baseline_errors(body: str, code: str) -> None:
+    assert codes(body) == [code]
+
+
+def test_sample_ratio_gate() -> None:
+    (gate,) = ok(f"{STAGES}gate split: srm, alpha 0.1%, every 30m, from mpr, min samples 1000").gates
+    assert isinstance(gate, ir.SrmGate)
+    assert (gate.alpha, gate.interval_s, gate.from_stage, gate.min_samples) == (0.001, 1800.0, "mpr", 1000)
+    (default,) = ok("gate split: srm").gates
+    assert isinstance(default, ir.SrmGate) and (default.alpha, default.interval_s) == (0.001, 3600.0)
 
 
 @pytest.mark.parametrize(
     ("condition", "spec"),
     [("p99 latency < 250ms", spec) for spec in SLO_OPTIONS]
     + [("psi(scores) < 0.2", spec) for spec in DRIFT_OPTIONS]
-    + [("ctr change > -1% relative", spec) for spec in BUSINESS_OPTIONS],
+    + [(f"ctr change > -1% relative, {HARM}", spec) for spec in BUSINESS_OPTIONS
+       if spec.field not in ("harm", "non_inferiority", "power", "min_effect", "tau", "futility")]
+    + [("ctr change > -1% relative", spec) for spec in BUSINESS_OPTIONS if spec.field == "non_inferiority"]
+    + [("ctr change > -1% relative, fail if shown harmful", spec) for spec in BUSINESS_OPTIONS
+       if spec.field == "power"]
+    + [(f"ctr change > -1% relative, {HARM}, msprt", spec) for spec in BUSINESS_OPTIONS if spec.field == "tau"]
+    + [("srm", spec) for spec in SRM_OPTIONS],
     ids=lambda x: x if isinstance(x, str) else " ".join(x.words),
 )
 def test_every_option_in_the_tables_lowers(condition: str, spec: OptionSpec) -> None:
     """Each option lower.py knows, spelled as its own example, is accepted on its kind of gate."""
     (gate,) = ok(f"{CTR}{STAGES}gate g: {condition}, {spec.example}").gates
     assert spec.example.startswith(" ".join(spec.words))
-    field = {"sequential": "spending"}.get(spec.field, spec.field)
+    field = {"sequential": "spending", "harm": "hypothesis", "non_inferiority": "hypothesis",
+             "power": "effect"}.get(spec.field, spec.field)
     assert getattr(gate, field) is not None
+
+
+def test_futility_is_an_option_of_sequential_harm_tests() -> None:
+    (gate,) = ok(f"{CTR}gate g: ctr change > -1%, {HARM}, futility").gates
+    assert isinstance(gate, ir.BusinessGate) and gate.futility
 
 
 # -- rules --------------------------------------------------------------------------------------
@@ -832,21 +925,28 @@ GATES = "gate a: error rate < 1%\ngate b: p99 latency < 1s\n"
         ("rollback after 30m", [("rollback", False, 1800.0, None)]),
         ("pause", [("pause", False, None, None)]),
         ('notify "#oncall"', [("notify", False, None, "#oncall")]),
-        ("promote", [("promote", False, None, None)]),
         ('pause, notify "#a", notify "@b"', [("pause", False, None, None), ("notify", False, None, "#a"),
                                              ("notify", False, None, "@b")]),
     ],
 )
 def test_rule_actions(actions: str, expected: list[tuple[str, bool, float | None, str | None]]) -> None:
     (rule,) = ok(f"{GATES}on a, b fail: {actions}").rules
-    assert rule.gates == ("a", "b") and rule.origin is None
+    assert rule.gates == ("a", "b") and rule.origin is None and rule.event == "fail"
     assert [(x.kind, x.immediate, x.after_s, x.channel) for x in rule.actions] == expected
+
+
+def test_rules_on_a_gate_passing_promote() -> None:
+    (rule,) = ok(f'{CTR}gate c: ctr change > -1%, {NI}\non c pass: promote, notify "#leads"').rules
+    assert rule.event == "pass" and [a.kind for a in rule.actions] == ["promote", "notify"]
 
 
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        (f"{GATES}on a fail: rollback, promote", "RL219"),
+        (f"{GATES}on a fail: rollback, promote", "RL255"),
+        (f"{GATES}on a fail: promote", "RL255"),
+        (f"{GATES}on a pass: rollback", "RL256"),
+        (f"{GATES}on a pass: pause", "RL256"),
         (f"{GATES}on a fail: rollbak", "RL203"),
         (f"{GATES}on a fail: rollback later", "RL206"),
         (f"{GATES}on a fail: rollback after 30", "RL201"),
@@ -871,6 +971,8 @@ def test_rule_errors(body: str, code: str) -> None:
          {"kind": "exposure", "max_requests": 2_000_000.0, "before_s": 7200.0, "max_percent": None}),
         ("duration <= 3d", {"kind": "duration", "max_duration_s": 259200.0, "max_percent": None}),
         ("duration < 2w", {"kind": "duration", "max_duration_s": 1209600.0}),
+        ("false rollbacks <= 5%", {"kind": "false-rollbacks", "max_percent": 5.0, "gates": ()}),
+        ("false rollbacks <= 5% across ctr, revenue", {"kind": "false-rollbacks", "gates": ("ctr", "revenue")}),
     ],
 )
 def test_budgets(text: str, expected: dict[str, object]) -> None:

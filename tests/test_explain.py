@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rolloutlang import ir
 from rolloutlang.checks import run_checks
 from rolloutlang.cli import main
 from rolloutlang.explain import POWER_UNAVAILABLE, _cell, describe_gate, explain_program, explain_rollout
@@ -95,27 +96,34 @@ def test_gate_table(ranker_md: str) -> None:
          "at 10m, after 0 candidate requests"],
         ["`drift`", "drift", "psi(scores) < 0.2, every 1h, vs stable", "every phase",
          "pause, notify #recs-ml-oncall", "–"],
-        ["`ctr`", "business", "ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%",
-         "`stage-1` to `stage-4`", "rollback", "at 26h, after 864,000 candidate requests"],
+        ["`ctr`", "business", "ctr change > -1% relative, fail if shown harmful, power 80% at -3%, sequential "
+         "obrien-fleming, alpha 5%", "`stage-1` to `stage-4`", "rollback", "at 26h, after 864,000 candidate requests"],
     ]
 
 
 def test_power_section_comes_from_the_statistics_checks(ranker_md: str) -> None:
     power = section(ranker_md, "Power")
-    from rolloutlang.checks.statistics import power_table
+    from rolloutlang.plan import build_plan
+    from rolloutlang.stats.gates import plan_gate
 
     (rollout,) = ranker_program().rollouts()
-    rows = power_table(rollout)
+    gate = rollout.gate("ctr")
+    assert isinstance(gate, ir.BusinessGate)
+    gp = plan_gate(rollout, gate, build_plan(rollout))
+    assert gp is not None and gp.characteristics is not None
     (table,) = tables(power)
     assert table[0] == ["gate", "look", "stage", "time", "labelled (stable / candidate)", "information",
-                        "fixed-horizon power", "detected by here"]
-    assert [r[2] for r in table[2:]] == list(dict.fromkeys(f"`{r.stage}`" for r in rows))
-    assert table[-1][-2] == f"{100 * rows[-1].power:.3g}%"
-    sequential = rows[-1].sequential_power
-    assert sequential is not None
-    assert table[-1][-1] == f"{100 * sequential:.3g}%"
+                        "fail if Z ≤", "promote if Z ≥", "power by here"]
+    assert [r[2] for r in table[2:]] == list(dict.fromkeys(f"`{s.look.stage}`" for s in gp.samples))
+    by_look = gp.power_by_look()
+    assert table[-1][-1] == f"{100 * by_look[-1]:.3g}%"
+    assert table[-1][-3] == f"{gp.characteristics.bounds.lower[-1]:.2f}"
     # The 1% stage has almost no information: an O'Brien-Fleming gate cannot roll back there.
-    assert table[2][-1] == "0%"
+    assert table[2][-1] == "0%" and table[2][-3] == "–"
+    # One sentence per gate says what it tests, at what error and with what power.
+    assert ("- `ctr` fails only on evidence that the change in `ctr` is below -1% relative (a group-sequential test "
+            "(obrien-fleming) over 4 looks, alpha 5% at that margin); it catches a -3% relative change by the end "
+            "of `stage-4` with probability") in power
 
 
 def test_findings_are_the_checks(ranker_md: str) -> None:
@@ -165,7 +173,7 @@ def test_no_traffic_model() -> None:
 
 BUSINESS = CANARY.replace("mpr: 50% until approved", "mpr: 50% for 2h") + """
   metric ctr: binary, baseline 4%, labels immediate
-  gate ctr: ctr change > -1% relative
+  gate ctr: ctr change > -1% relative, fail if shown harmful, power 80% at -10%
   on ctr fail: rollback
 """
 
@@ -173,20 +181,20 @@ BUSINESS = CANARY.replace("mpr: 50% until approved", "mpr: 50% for 2h") + """
 def test_explain_reuses_the_checks_plan_and_power(monkeypatch: pytest.MonkeyPatch) -> None:
     # `rollout explain` shows the plan and power figures the checks judged, computed once.
     from rolloutlang import plan as plan_module
-    from rolloutlang.checks import statistics
+    from rolloutlang.stats import gates
 
     calls: list[str] = []
-    real_power_table, real_build_plan = statistics.power_table, plan_module.build_plan
+    real_plan_gate, real_build_plan = gates.plan_gate, plan_module.build_plan
 
     def counting_power(*args: object, **kw: object) -> object:
         calls.append("power")
-        return real_power_table(*args, **kw)  # type: ignore[arg-type]
+        return real_plan_gate(*args, **kw)  # type: ignore[arg-type]
 
     def counting_plan(*args: object, **kw: object) -> object:
         calls.append("plan")
         return real_build_plan(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(statistics, "power_table", counting_power)
+    monkeypatch.setattr(gates, "plan_gate", counting_power)
     monkeypatch.setattr("rolloutlang.plan.build_plan", counting_plan)
     explain_program(load_text(demo_spec(BUSINESS), "spec.rollout"))
     assert calls.count("power") == 1 and calls.count("plan") == 1
@@ -209,11 +217,20 @@ def test_findings_list_errors_with_help() -> None:
     ("gate g: p95 latency <= 1s every 30s, fail after 3", "p95 latency <= 1s, every 30s, fail after 3"),
     ("gate g: saturation < 80%", "saturation < 80%, every 1m"),
     ("gate g: adwin(score), delta 0.001, every 15m", "adwin(score), delta 0.001, every 15m, vs stable"),
-    ("gate g: ctr change > -0.5 absolute, msprt, tau 0.02, every 6h, from mpr",
-     "ctr change > -0.5 absolute, msprt, alpha 5%, power 80%, every 6h, from mpr"),
+    ("gate g: ctr change > -0.5% absolute, fail if shown harmful, power 90% at -1%, msprt, tau 0.2%, every 6h, "
+     "from mpr",
+     "ctr change > -0.005 absolute, fail if shown harmful, power 90% at -0.01, msprt, tau 0.002, every 6h, "
+     "from mpr"),
+    ("gate g: ctr change > -1%, pass if shown non-inferior, sequential hsd(-4), two-sided, analysis matured",
+     "ctr change > -1% relative, pass if shown non-inferior, power 80% at 0%, sequential hsd(-4), two-sided, "
+     "analysis matured"),
+    ("gate g: p99 latency change < +10%, baseline 180ms, min samples 500",
+     "p99 latency change < +10%, baseline 180ms, every 1m, min samples 500"),
+    ("gate g: error rate change < +0.1% absolute", "error rate change < +0.1% absolute, every 1m"),
+    ("gate g: srm, every 30m", "srm, alpha 0.1%, every 30m"),
 ])
 def test_describe_gate(gate: str, text: str) -> None:
-    body = CANARY + "  metric ctr: binary, baseline 4%\n  " + gate + "\n  on g fail: rollback\n"
+    body = CANARY + "  metric ctr: binary, baseline 4%\n  " + gate + "\n  on g fail: pause\n"
     (rollout,) = load_text(demo_spec(body), "spec.rollout").rollouts()
     g = rollout.gate("g")
     assert g is not None

@@ -225,7 +225,7 @@ LAYOUT: list[tuple[str, str, str]] = [
         "routes-gates-rules",
         'rollout x { route header "x-ml-preview" = "true" to candidate route cookie "c" ^= "v" to stable\n'
         "gate latency :p99 latency< 250ms every 5m,fail after 2 gate drift: psi( scores )<0.2 every 1h\n"
-        "gate ctr: ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%\n"
+        "gate ctr: ctr change > -1% relative, fail if shown harmful, power 80% at -3%, alpha 5%\n"
         "gate g: query gpu_util >= 0.9\n"
         'on latency,errors , drift fail : rollback now on ctr fail: pause, notify "#oncall" use   gates slo }',
         _d('''
@@ -234,7 +234,7 @@ LAYOUT: list[tuple[str, str, str]] = [
               route cookie "c" ^= "v" to stable
               gate latency: p99 latency < 250ms every 5m, fail after 2
               gate drift:   psi(scores) < 0.2 every 1h
-              gate ctr:     ctr change > -1% relative, sequential obrien-fleming, alpha 5%, power 80%
+              gate ctr:     ctr change > -1% relative, fail if shown harmful, power 80% at -3%, alpha 5%
               gate g:       query gpu_util >= 0.9
               on latency, errors, drift fail: rollback now
               on ctr fail:                    pause, notify "#oncall"

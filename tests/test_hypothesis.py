@@ -43,7 +43,7 @@ INNER_WORDS = (
     "from", "in", "out", "image", "replicas", "resources", "warmup", "expects", "adapter", "via", "header",
     "cookie", "query", "for", "alongside", "until", "approved", "hold", "to", "fail", "by", "requests", "fields",
     "pii", "retain", "hashed", "dropped", "stable", "candidate", "gates", "canary", "every", "after", "latency",
-    "p99", "error", "rate", "change", "relative", "rollback", "now", "pause", "notify", "promote", "exposure",
+    "p99", "error", "rate", "change", "relative", "rollback", "now", "pause", "notify", "promote", "exposure", "pass",
     "duration", "of", "before", "binary", "continuous", "baseline", "labels", "lognormal", "median", "p95",
     "preview", "manual", "max", "surge", "unavailable", "psi", "sequential", "alpha", "power", "rps", "diurnal",
 )
@@ -230,11 +230,15 @@ def option_blocks(draw: st.DrawFn, keyword: list[str], options: list[Tokens], mi
 
 
 def _gate_options(kind: str, stages: list[str]) -> list[Tokens]:
-    options = [_words("every 5m"), _words("fail after 2")] if kind != "business" else []
+    options = [_words("every 5m"), _words("fail after 2")] if kind not in ("business", "srm") else []
+    if kind == "srm":
+        options = [_words("every 1h"), _words("alpha 0.1%")]
     if kind == "drift":
         options += [_words("bins 20"), _words("vs training"), _words("min samples 1000")]
+    if kind == "slo":
+        options += [_words("min samples 500")]
     if kind == "business":
-        options += [_words("sequential obrien-fleming"), _words("alpha 5%"), _words("power 80%"),
+        options += [_words("sequential obrien-fleming"), _words("alpha 5%"), _words("sequential hsd(-4)"),
                     _words("two-sided"), _words("analysis matured"), _words("every 1h")]
     if stages:
         options.append(["from", stages[0]])
@@ -243,11 +247,16 @@ def _gate_options(kind: str, stages: list[str]) -> list[Tokens]:
 
 @st.composite
 def gates(draw: st.DrawFn, name: str, metrics: list[str], queries: list[str], stages: list[str]) -> Tokens:
-    kinds = ["latency", "errors", "saturation", "drift"] + (["business"] if metrics else []) + \
-        (["query"] if queries else [])
+    kinds = ["latency", "latency-change", "errors", "saturation", "drift", "srm"] + \
+        (["business"] if metrics else []) + (["query"] if queries else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "latency":
-        condition = [draw(st.sampled_from(["p99", "p95", "p50"])), "latency", "<", "250ms"]
+        condition = [draw(st.sampled_from(["p99", "p95", "p50"])), "latency", "<", "250ms",
+                     *draw(st.sampled_from([[], [",", "baseline", "180ms"]]))]
+    elif kind == "latency-change":
+        condition = ["p99", "latency", "change", "<", draw(st.sampled_from(["+10%", "+15ms"]))]
+    elif kind == "srm":
+        condition = ["srm"]
     elif kind == "errors":
         condition = ["error", "rate", "<", "0.5%"]
     elif kind == "saturation":
@@ -255,15 +264,17 @@ def gates(draw: st.DrawFn, name: str, metrics: list[str], queries: list[str], st
     elif kind == "drift":
         condition = [draw(st.sampled_from(["psi", "kl", "js"])), "(", "scores", ")", "<", "0.2"]
     elif kind == "business":
-        condition = [metrics[0], "change", ">", "-1%", *draw(st.sampled_from([[], ["relative"]]))]
+        hypothesis = draw(st.sampled_from([_words("fail if shown harmful , power 80% at -3%"),
+                                           _words("pass if shown non-inferior")]))
+        condition = [metrics[0], "change", ">", "-1%", *draw(st.sampled_from([[], ["relative"]])), ",",
+                     *hypothesis]
     else:
         condition = ["query", queries[0], "<", "0.9"]
-    options = draw(st.lists(st.sampled_from(_gate_options("business" if kind == "business" else
-                                                          "drift" if kind == "drift" else "slo", stages)),
-                            max_size=3, unique_by=lambda o: o[0]))
+    family = {"business": "business", "drift": "drift", "srm": "srm"}.get(kind, "slo")
+    options = draw(st.lists(st.sampled_from(_gate_options(family, stages)), max_size=3, unique_by=lambda o: o[0]))
     tokens = ["gate", name, ":", *condition]
-    if draw(st.booleans()) and options:
-        tokens += options[0]  # the first option may continue the condition's phrase
+    if draw(st.booleans()) and options and "," not in condition:
+        tokens += options[0]  # the first option may continue the condition's phrase, if it has no option yet
         options = options[1:]
     for option in options:
         tokens += [",", *option]
@@ -277,6 +288,10 @@ def rules(draw: st.DrawFn, gate_names: list[str]) -> Tokens:
         _words("rollback now"), _words("rollback"), _words("rollback after 30m"), _words("pause"),
         ["notify", '"#oncall"'],
     ]), min_size=1, max_size=3, unique_by=lambda a: a[0]))
+    if draw(st.integers(0, 4)) == 0:  # a rule on passing gates promotes or notifies
+        actions = draw(st.lists(st.sampled_from([_words("promote"), ["notify", '"#oncall"']]), min_size=1,
+                                max_size=2, unique_by=lambda a: a[0]))
+        return ["on", *_commas([[g] for g in on]), "pass", ":", *_commas(actions)]
     return ["on", *_commas([[g] for g in on]), "fail", ":", *_commas(actions)]
 
 

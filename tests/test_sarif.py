@@ -200,7 +200,8 @@ def test_unknown_code_is_described_by_its_first_message() -> None:
 def test_rule_titles_come_from_the_check_modules() -> None:
     titles = rule_titles()
     assert titles["RL316"] == "nothing can roll the plan back"
-    assert titles["RL600"] == "worst-case exposure over budget"
+    assert titles["RL600"] == "exposure over budget"
+    assert titles["RL512"] == "a fixed-horizon test that peeks"
 
 
 def test_diagnostic_without_a_span_has_no_location() -> None:
