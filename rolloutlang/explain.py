@@ -410,20 +410,20 @@ def hypothesis_sentence(rollout: ir.Rollout, gp: GatePlan) -> str:
     ch = gp.characteristics
     power = pct(gp.power)
     frr = pct(ch.false_rollback) if ch is not None else "?"
+    at_margin = pct(ch.type_one_error) if ch is not None else "?"
     looks = len(gp.kept)
-    at = f"{looks} look{'s' * (looks != 1)}"
+    design = f"{sides}{test} over {looks} look{'s' * (looks != 1)}, alpha {spec.alpha * 100:.3g}%"
     if gate.hypothesis == "harm":
         return (f"`{gate.name}` fails only on evidence that the change in `{metric.name}` is "
-                f"{_direction(gate, True)} {margin} ({sides}{test} over {at}, alpha {pct(spec.alpha)} at that "
-                f"margin); it catches a {change_text(gate, gate.effect)} change by the end of `{last}` with "
+                f"{_direction(gate, True)} {margin} ({design}: a candidate exactly at the margin fails {at_margin} of "
+                f"the time); it catches a {change_text(gate, gate.effect)} change by the end of `{last}` with "
                 f"probability {power} (declared {pct(gate.power)}), and fails an unchanged candidate {frr} of the "
                 "time.")
     expect = "an unchanged candidate" if gate.effect == 0 else f"a {change_text(gate, gate.effect)} change"
     return (f"`{gate.name}` allows promotion only on evidence that the change in `{metric.name}` is "
-            f"{_direction(gate, False)} {margin}, and fails when that can no longer be shown ({sides}{test} over "
-            f"{at}: a candidate exactly at the margin passes {pct(spec.alpha)} of the time); it passes {expect} by "
-            f"the end of `{last}` with probability {power} (declared {pct(gate.power)}), and fails an unchanged "
-            f"candidate {frr} of the time.")
+            f"{_direction(gate, False)} {margin}, and fails when that can no longer be shown ({design}: a candidate "
+            f"exactly at the margin passes {at_margin} of the time); it passes {expect} by the end of `{last}` with "
+            f"probability {power} (declared {pct(gate.power)}), and fails an unchanged candidate {frr} of the time.")
 
 
 def _bound(z: float) -> str:

@@ -1,9 +1,13 @@
-"""Statistics checks RL501-RL505, references RL510-RL511, and the power table.
+"""Statistics checks (RL501-RL505, RL512-RL517, RL510-RL511) and the gates' plans behind them.
 
 Power figures are cross-checked against statsmodels (test-only dependency):
-``power_proportions_2indep`` for binary metrics and ``NormalIndPower`` for
-continuous ones, within 0.5 percentage points.  Reference numbers are from
-shared/design/statistics-reference.md, sections 1.3, 1.4 and 2.4.
+``normal_power_het`` with the gate's own variance (agreement to 1e-9: the same
+formula), and ``power_proportions_2indep`` / ``NormalIndPower`` for the
+classical tests the gates approximate (within 0.5 percentage points).  Label
+and information figures are recomputed here by hand or by numerical
+integration; reference numbers are from shared/design/statistics-reference.md
+(sections 1.4, 1.5 and 2.4).  The rules themselves are checked against
+simulation in ``tests/test_gate_rules.py``.
 """
 
 from __future__ import annotations
@@ -16,18 +20,21 @@ import warnings
 from pathlib import Path
 
 import pytest
+from scipy import integrate
 
 from rolloutlang import ir, stats
 from rolloutlang.checks import run_checks
-from rolloutlang.checks.statistics import PowerRow, power_table
 from rolloutlang.diagnostics import Diagnostic, Severity
 from rolloutlang.loader import load, load_text
+from rolloutlang.plan import build_plan
+from rolloutlang.stats.gates import GatePlan, plan_gate
 from tests import helpers
 from tests.helpers import A, B, at, one, pos, program_of, rl4xx_rl5xx_rl65x
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 0.005  # the issue's acceptance bound: 0.5 percentage points
 
+HARM = "fail if shown harmful, power 80% at -3%"
 BASE = f"""rollout ranker-v2 {{
   service ranker
   model stable    ranker 1.4.2 @ sha256:{A}
@@ -44,7 +51,7 @@ BASE = f"""rollout ranker-v2 {{
   }}
 
   gate errors: error rate < 0.5%   every 5m
-  gate ctr:    ctr change > -1% relative
+  gate ctr:    ctr change > -1% relative, {HARM}
   on errors fail: rollback now
   on ctr fail:    rollback
 }}
@@ -56,11 +63,6 @@ def check(text: str, root: Path | None = None) -> list[Diagnostic]:
     return helpers.check(text, keep=rl4xx_rl5xx_rl65x, root=root)
 
 
-def table(text: str) -> list[PowerRow]:
-    (rollout,) = program_of(text).rollouts()
-    return power_table(rollout)
-
-
 def sub(text: str, *pairs: tuple[str, str]) -> str:
     """Apply each (old, new) replacement once, in order; every `old` must be there."""
     for old, new in pairs:
@@ -69,100 +71,84 @@ def sub(text: str, *pairs: tuple[str, str]) -> str:
     return text
 
 
-def simple(rate: str, canary: str, gate: str = "ctr change > -2% relative", labels: str = "immediate",
+def simple(rate: str, canary: str, gate: str = f"ctr change > 0%, {HARM}", labels: str = "immediate",
            metric: str = "binary, baseline 4.2%") -> str:
     """A spec whose samples are easy to compute by hand."""
     return sub(BASE, ("traffic 12000 rps", f"traffic {rate}"),
                ("binary, baseline 4.2%, labels lognormal(median 2h, p95 8h)", f"{metric}, labels {labels}"),
                ("    5%   for 6h\n    50%  for 12h\n", canary),
-               ("ctr change > -1% relative", gate))
+               (f"ctr change > -1% relative, {HARM}", gate))
 
 
-def statsmodels_power(row: PowerRow, p_control: float, p_treatment: float, alpha: float = 0.05,
-                      alternative: str = "two-sided") -> float:
-    from statsmodels.stats.proportion import power_proportions_2indep
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = power_proportions_2indep(
-            # The gate's stratified analysis has the information of the pooled sample times `efficiency`.
-            diff=p_treatment - p_control, prop2=p_control, nobs1=row.n_candidate_labelled * row.efficiency,
-            ratio=row.n_control_labelled / row.n_candidate_labelled, alpha=alpha, alternative=alternative)
-    return float(result.power)
+def gate_plan(text: str, name: str = "ctr") -> GatePlan:
+    (rollout,) = program_of(text).rollouts()
+    gate = rollout.gate(name)
+    assert isinstance(gate, ir.BusinessGate)
+    gp = plan_gate(rollout, gate, build_plan(rollout))
+    assert gp is not None
+    return gp
 
 
 def test_base_spec_is_clean() -> None:
     assert check(BASE) == []
 
 
-# -- the reference example (statistics-reference.md 1.4) -------------------------------------------------
+# -- the fixed-horizon test against statsmodels ---------------------------------------------------------------
 
 
-def test_reference_example_886582_per_arm_has_power_80() -> None:
-    # 1,773,164 requests in one hour at 50%: 886,582 per arm, labels immediate.
-    text = simple("1773164 rph", "    50%  for 1h\n")
-    (row,) = table(text)
-    assert row.n_control_labelled == pytest.approx(886_582)
-    assert row.n_candidate_labelled == pytest.approx(886_582)
-    assert row.power == pytest.approx(0.80, abs=1e-4)
-    assert row.power == pytest.approx(statsmodels_power(row, 0.042, 0.042 * 0.98), abs=TOLERANCE)
-    assert check(text) == []  # 0.800001 meets the declared 80%
+def statsmodels_power(gp: GatePlan) -> float:
+    """statsmodels' normal power with the gate's own variance on the log-ratio scale (one stage)."""
+    from statsmodels.stats.power import normal_power_het
+
+    (n_c, n_t), = gp.samples[-1].strata
+    p_c = gp.metric.baseline
+    p_t = p_c * (1 + gp.gate.effect)
+    per_t = math.sqrt((1 - p_t) / p_t + (1 - p_c) / p_c * n_t / n_c)  # SD of one candidate observation's share
+    diff = math.log1p(gp.gate.effect) - math.log1p(gp.gate.margin)
+    return float(normal_power_het(diff, n_t, gp.spec.side_alpha, std_null=per_t, std_alternative=per_t,
+                                  alternative="smaller" if diff < 0 else "larger"))
 
 
-def test_one_percent_fewer_labels_is_underpowered_and_the_fix_is_exact() -> None:
-    text = simple("1755432 rph", "    50%  for 1h\n")
-    d = one(check(text), "RL502")
-    assert d.help.startswith("make `stage-1` (50%) last 61m instead of 60m")
-    assert check(sub(text, ("50%  for 1h", "50%  for 61m"))) == []
+@pytest.mark.parametrize(("rate", "canary", "gate"), [
+    ("300 rph", "    50%  for 24h\n", "ctr change > -1%, fail if shown harmful, power 80% at -6%, fixed"),
+    ("50000 rph", "    10%  for 1d\n", "ctr change > 0%, fail if shown harmful, power 80% at -3%, fixed, alpha 1%"),
+    ("100 rps", "    25%  for 1h\n", "ctr change < +1%, fail if shown harmful, power 80% at +4%, fixed, two-sided"),
+    ("1000 rph", "    50%  for 20h\n", "ctr change > -5%, pass if shown non-inferior, fixed"),
+])
+def test_fixed_horizon_power_is_statsmodels_normal_power(rate: str, canary: str, gate: str) -> None:
+    gp = gate_plan(simple(rate, canary, gate))
+    assert len(gp.kept) == 1 and 0.05 < gp.power < 0.999
+    assert gp.power == pytest.approx(statsmodels_power(gp), abs=1e-9)
 
 
-# -- power agrees with statsmodels ---------------------------------------------------------------------------
+def test_the_log_ratio_test_agrees_with_the_two_proportion_z_test() -> None:
+    # statistics-reference.md 1.4: 886,582 per arm detect -2% relative on 4.2% with power 0.80 (two-sided 5%,
+    # statsmodels power_proportions_2indep).  The gate's test works on the log ratio with Wald variances; at
+    # rollout sizes they agree within the issue's half a percentage point.
+    from statsmodels.stats.proportion import power_proportions_2indep
 
-SETTINGS = [
-    # (rate, canary, gate, labels)
-    ("1000000 rph", "    50%  for 1h\n", "ctr change > -2% relative", "immediate"),
-    ("300 rps", "    1%   for 2h\n    5%   for 6h\n    25%  for 12h\n", "ctr change > -3% relative",
-     "lognormal(median 2h, p95 8h)"),
-    ("50 rps", "    10%  for 1d\n", "ctr change > -5% relative, one-sided", "exponential(mean 1h)"),
-    ("200 rps", "    20%  for 3h\n    40%  for 3h\n", "ctr change > -0.2% absolute, alpha 1%", "fixed(2h)"),
-    ("20 rps", "    5%   for 6h\n    50%  for 12h\n", "ctr change > -1% relative, every 2h",
-     "lognormal(median 2h, p95 8h)"),
-    ("100 rps", "    5%   for 6h\n    50%  for 12h\n", "ctr change > -1% relative, min effect +10%",
-     "lognormal(median 30m, p95 4h)"),
-]
-
-
-@pytest.mark.parametrize(("rate", "canary", "gate", "labels"), SETTINGS)
-def test_binary_power_matches_statsmodels(rate: str, canary: str, gate: str, labels: str) -> None:
-    text = simple(rate, canary, gate, labels)
-    (rollout,) = program_of(text).rollouts()
-    g = rollout.gate("ctr")
-    rows = table(text)
-    assert rows
-    assert isinstance(g, ir.BusinessGate)
-    p_t = 0.042 * (1 + g.effect) if g.relative else 0.042 + g.effect
-    alternative = "two-sided" if g.sided == "two" else ("smaller" if p_t < 0.042 else "larger")
-    for row in rows:
-        if row.n_candidate_labelled == 0:
-            continue
-        expected = statsmodels_power(row, 0.042, p_t, g.alpha, alternative)
-        assert abs(row.power - expected) < TOLERANCE, (row, expected)
+    gp = gate_plan(simple("1773164 rph", "    50%  for 1h\n",
+                          "ctr change > 0%, fail if shown harmful, power 80% at -2%, fixed, two-sided"))
+    (n_c, n_t), = gp.samples[-1].strata
+    assert n_c == pytest.approx(886_582) and n_t == pytest.approx(886_582)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = float(power_proportions_2indep(-0.00084, 0.042, 886_582).power)
+    assert reference == pytest.approx(0.8000, abs=5e-5)
+    assert gp.power == pytest.approx(reference, abs=TOLERANCE)
 
 
-def test_continuous_power_matches_statsmodels() -> None:
+def test_continuous_fixed_power_agrees_with_normal_ind_power() -> None:
     from statsmodels.stats.power import NormalIndPower
 
-    text = simple("30 rps", "    10%  for 6h\n    50%  for 12h\n", "revenue change > -2% relative",
-                  "exponential(mean 1h)", metric="continuous, baseline 1.3, sd 4")
-    text = text.replace("metric ctr:", "metric revenue:")
-    rows = table(text)
-    assert len(rows) == 2
-    for row in rows:
-        expected = NormalIndPower().power(effect_size=-0.02 * 1.3 / 4,
-                                          nobs1=row.n_candidate_labelled * row.efficiency,
-                                          ratio=row.n_control_labelled / row.n_candidate_labelled, alpha=0.05,
-                                          alternative="two-sided")
-        assert abs(row.power - expected) < TOLERANCE
+    text = simple("30 rps", "    50%  for 6h\n", "revenue change > 0.0 absolute, fail if shown harmful, "
+                  "power 80% at -0.05, fixed", metric="continuous, baseline 1.3, sd 4").replace(
+        "metric ctr:", "metric revenue:")
+    gp = gate_plan(text, "ctr")
+    (n_c, n_t), = gp.samples[-1].strata
+    expected = NormalIndPower().power(effect_size=-0.05 / 4, nobs1=n_t, ratio=n_c / n_t, alpha=0.05,
+                                      alternative="smaller")
+    assert gp.power == pytest.approx(expected, abs=1e-9)
 
 
 # -- what a look sees ------------------------------------------------------------------------------------------
@@ -170,73 +156,110 @@ def test_continuous_power_matches_statsmodels() -> None:
 
 def test_labelled_sample_counts_late_labels_of_earlier_stages() -> None:
     # fixed(1h) labels, 3600 rph: stage 1 at 10% for 2h, stage 2 at 50% for 2h.
-    rows = table(simple("3600 rph", "    10%  for 2h\n    50%  for 2h\n", labels="fixed(1h)"))
-    assert [(r.look, r.time_s) for r in rows] == [("stage-1", 7200.0), ("stage-2", 14400.0)]
+    gp = gate_plan(simple("3600 rph", "    10%  for 2h\n    50%  for 2h\n", labels="fixed(1h)"))
+    rows = gp.samples
+    assert [(r.look.name, r.look.time_s) for r in rows] == [("stage-1", 7200.0), ("stage-2", 14400.0)]
     # At 2h only the first hour's requests have labels.
-    assert rows[0].n_candidate_labelled == pytest.approx(360)
-    assert rows[0].n_control_labelled == pytest.approx(3240)
+    assert rows[0].n_candidate == pytest.approx(360)
+    assert rows[0].n_control == pytest.approx(3240)
     # At 4h: all of stage 1 (labels arrived during stage 2) plus the first hour of stage 2.
-    assert rows[1].n_candidate_labelled == pytest.approx(720 + 1800)
-    assert rows[1].n_control_labelled == pytest.approx(6480 + 1800)
-    # Information adds over the two stages (strata), it does not pool them.
-    def info(c: float, t: float) -> float:
-        return c * t / (c + t)
+    assert rows[1].n_candidate == pytest.approx(720 + 1800)
+    assert rows[1].n_control == pytest.approx(6480 + 1800)
+    assert [x for pair in rows[1].strata for x in pair] == pytest.approx([6480, 720, 1800, 1800])
+    # Information adds over the two stages (strata), it does not pool them: (1 - p) / p per request.
+    var = (1 - 0.042) / 0.042
 
-    first = info(3240, 360)
-    second = info(6480, 720) + info(1800, 1800)
-    assert rows[0].efficiency == pytest.approx(1.0)
-    assert rows[1].efficiency == pytest.approx(second / info(6480 + 1800, 720 + 1800))
+    def info(c: float, t: float) -> float:
+        return c * t / (c + t) / var
+
+    assert rows[0].information == pytest.approx(info(3240, 360))
+    assert rows[1].information == pytest.approx(info(6480, 720) + info(1800, 1800))
+    assert rows[1].efficiency == pytest.approx(rows[1].information / info(6480 + 1800, 720 + 1800))
     assert rows[1].efficiency < 0.9
-    assert rows[0].information_fraction == pytest.approx(first / second)
-    assert rows[1].information_fraction == 1.0
 
 
 def test_lognormal_arrivals_match_the_reference_fractions() -> None:
     # statistics-reference.md 2.4: LogNormal(median 2h, sigma 1), constant traffic, look at 24h: 0.866.
-    delay = "lognormal(median 2h, sigma 1)"
-    (row,) = table(simple("3600 rph", "    50%  for 24h\n", labels=delay))
-    assert row.n_candidate_labelled / (1800 * 24) == pytest.approx(0.866, abs=5e-4)
+    gp = gate_plan(simple("3600 rph", "    50%  for 24h\n", labels="lognormal(median 2h, sigma 1)"))
+    assert gp.samples[-1].n_candidate / (1800 * 24) == pytest.approx(0.866, abs=5e-4)
 
 
 def test_shadow_phase_shifts_the_clock_but_adds_no_labels() -> None:
     text = simple("3600 rph", "    50%  for 2h\n")
-    shadowed = sub(text, ("  canary {", "  shadow 100% for 24h\n  canary {"))
-    (plain,) = table(text)
-    (row,) = table(shadowed)
-    assert row.time_s == plain.time_s + 86400
-    assert row.n_candidate_labelled == plain.n_candidate_labelled == 3600
+    (plain,) = gate_plan(text).samples
+    (row,) = gate_plan(sub(text, ("  canary {", "  shadow 100% for 24h\n  canary {"))).samples
+    assert row.look.time_s == plain.look.time_s + 86400
+    assert row.n_candidate == plain.n_candidate == 3600
 
 
 def test_every_gives_equal_looks_and_from_skips_earlier_stages() -> None:
-    rows = table(simple("3600 rph", "    10%  for 2h\n    mpr: 50%  for 3h\n",
-                        gate="ctr change > -2% relative, every 1h, from mpr"))
-    assert [r.look for r in rows] == ["mpr +1h", "mpr +2h", "mpr"]
-    assert [r.time_s for r in rows] == [3 * 3600.0, 4 * 3600.0, 5 * 3600.0]
-    assert [r.n_candidate_labelled for r in rows] == pytest.approx([1800, 3600, 5400])
-    assert [r.information_fraction for r in rows] == pytest.approx([1 / 3, 2 / 3, 1])
+    rows = gate_plan(simple("3600 rph", "    10%  for 2h\n    mpr: 50%  for 3h\n",
+                            gate=f"ctr change > 0%, {HARM}, every 1h, from mpr")).samples
+    assert [r.look.name for r in rows] == ["mpr +1h", "mpr +2h", "mpr"]
+    assert [r.look.time_s for r in rows] == [3 * 3600.0, 4 * 3600.0, 5 * 3600.0]
+    assert [r.n_candidate for r in rows] == pytest.approx([1800, 3600, 5400])
 
 
-def test_every_skips_gaps_between_the_gates_stages_and_thins_long_runs() -> None:
-    rows = table(simple("3600 rph", "    10%  for 2h\n    0%   for 1h\n    50%  for 2h\n",
-                        gate="ctr change > -2% relative, every 1h"))
-    assert [r.look for r in rows] == ["stage-1 +1h", "stage-1 +2h", "stage-3 +1h", "stage-3"]
-    many = table(simple("3600 rph", "    10%  for 30d\n", gate="ctr change > -2% relative, every 1m"))
-    assert len(many) == 500
-    assert many[-1].time_s == 30 * 86400
-    assert [r.time_s for r in many] == sorted({r.time_s for r in many})
+def test_every_skips_gaps_between_the_gates_stages() -> None:
+    rows = gate_plan(simple("3600 rph", "    10%  for 2h\n    0%   for 1h\n    50%  for 2h\n",
+                            gate=f"ctr change > 0%, {HARM}, every 1h")).samples
+    assert [r.look.name for r in rows] == ["stage-1 +1h", "stage-1 +2h", "stage-3 +1h", "stage-3"]
+
+
+def test_a_fixed_horizon_gate_looks_once_at_the_end_of_its_last_stage() -> None:
+    rows = gate_plan(simple("3600 rph", "    10%  for 2h\n    50%  for 2h\n",
+                            gate=f"ctr change > 0%, {HARM}, fixed horizon")).samples
+    assert [r.look.name for r in rows] == ["stage-2"]
 
 
 def test_matured_analysis_waits_for_the_95th_percentile() -> None:
     # fixed(2h): a request is matured 2h after it was made; 50% for 5h at 3600 rph.
-    (row,) = table(simple("3600 rph", "    50%  for 5h\n", gate="ctr change > -2% relative, analysis matured",
-                          labels="fixed(2h)"))
-    assert row.n_candidate_labelled == pytest.approx(1800 * 3)
+    (row,) = gate_plan(simple("3600 rph", "    50%  for 5h\n", gate=f"ctr change > 0%, {HARM}, analysis matured",
+                              labels="fixed(2h)")).samples
+    assert row.n_candidate == pytest.approx(1800 * 3)
 
 
-def test_power_table_is_empty_without_traffic_or_business_gates() -> None:
-    assert table(sub(BASE, ("  traffic 12000 rps\n", ""))) == []
-    no_business = sub(BASE, ("  gate ctr:    ctr change > -1% relative\n", ""), ("  on ctr fail:    rollback\n", ""))
-    assert table(no_business) == []
+def test_no_plan_without_traffic() -> None:
+    (rollout,) = program_of(sub(BASE, ("  traffic 12000 rps\n", ""))).rollouts()
+    gate = rollout.gate("ctr")
+    assert isinstance(gate, ir.BusinessGate)
+    assert plan_gate(rollout, gate, build_plan(rollout)) is None
+
+
+# -- traffic as it arrives ---------------------------------------------------------------------------------------
+
+
+def test_labelled_counts_integrate_the_daily_shape_over_the_stage_hours() -> None:
+    # 100 rps, +-30%, peak at 20h, start at 8h: one 6h stage at 50% with exponential(mean 1h) labels.  The
+    # labelled count at its end is the integral of rate(u) x 0.5 x F(6h - u), done here by quadrature.
+    text = simple("100 rps, diurnal 30%, peak 20h, start 8h", "    50%  for 6h\n", labels="exponential(mean 1h)")
+    (row,) = gate_plan(text).samples
+
+    def rate(u: float) -> float:
+        return 100 * (1 + 0.3 * math.cos(2 * math.pi * (8 + u / 3600 - 20) / 24))
+
+    expected, _ = integrate.quad(lambda u: rate(u) * 0.5 * (1 - math.exp(-(21600 - u) / 3600)), 0, 21600,
+                                 limit=200)
+    assert row.n_candidate == pytest.approx(expected, rel=2e-4)
+    flat = gate_plan(simple("100 rps", "    50%  for 6h\n", labels="exponential(mean 1h)")).samples[0]
+    # A 6h stage from 8h to 14h runs below the mean rate (the trough is at 8h): far fewer labels.
+    assert row.n_candidate < 0.8 * flat.n_candidate
+
+
+def test_without_a_start_the_gate_is_sized_for_its_worst_start() -> None:
+    # +-30% swings the labelled count of a 6h stage by about +-28%: the worst start of day (found in closed
+    # form) is at least as bad as every whole-hour start.
+    base = "    50%  for 6h\n"
+    worst = gate_plan(simple("100 rps, diurnal 30%, peak 20h", base, labels="exponential(mean 1h)"))
+    assert worst.worst_start and worst.start_hour is not None
+    by_start = [gate_plan(simple(f"100 rps, diurnal 30%, peak 20h, start {h}h", base,
+                                 labels="exponential(mean 1h)")).samples[-1].n_candidate for h in range(24)]
+    flat = gate_plan(simple("100 rps", base, labels="exponential(mean 1h)")).samples[-1].n_candidate
+    assert worst.samples[-1].n_candidate <= min(by_start) * (1 + 1e-9)
+    assert min(by_start) / flat == pytest.approx(0.72, abs=0.01)
+    assert max(by_start) / flat == pytest.approx(1.28, abs=0.01)
+    # The worst start is also the lowest: 8h, half a day from the 20h peak, less half the stage and the delay.
+    assert abs(worst.start_hour - 4.5) < 1.0
 
 
 # -- RL501 label delay ------------------------------------------------------------------------------------------
@@ -251,7 +274,6 @@ def test_rl501_stage_shorter_than_the_label_delay() -> None:
                          "`ctr` labels have arrived")
     assert at(d) == pos(text, "25%  for 4h")
     assert d.notes == ("`ctr` labels arrive fixed(3h) after the request",)
-    # The 12h stage sees enough labels, so the help names it.
     assert d.help == ("make `stage-1` last at least 6h, or start the gate where its labels can arrive "
                       "(`gate ctr: ..., from stage-2`)")
 
@@ -259,25 +281,18 @@ def test_rl501_stage_shorter_than_the_label_delay() -> None:
 def test_rl501_fixed_by_a_longer_stage_or_a_later_start() -> None:
     assert check(simple("12000 rps", "    25%  for 6h\n    50%  for 12h\n", labels="fixed(3h)")) == []
     later = simple("12000 rps", "    25%  for 4h\n    mpr: 50%  for 12h\n", labels="fixed(3h)",
-                   gate="ctr change > -2% relative, from mpr")
+                   gate=f"ctr change > 0%, {HARM}, from mpr")
     assert check(later) == []
 
 
 def test_rl501_matured_analysis_counts_matured_labels() -> None:
-    # fixed(3h): a 4h stage has 1h of matured requests by its end, 25%, the same as arrived for a fixed delay;
-    # with exponential(mean 1h) the 95th percentile is 3h (ln 20 = 3.0h): matured 0.25, arrived ~0.75.
+    # exponential(mean 1h): the 95th percentile is 3h (ln 20 = 3.0h): matured 0.25, arrived ~0.75.
     text = simple("12000 rps", "    25%  for 4h\n    50%  for 12h\n", labels="exponential(mean 1h)",
-                  gate="ctr change > -2% relative, analysis matured")
+                  gate=f"ctr change > 0%, {HARM}, analysis matured")
     d = one(check(text), "RL501")
     assert d.message.endswith(f"only {(1 - math.log(20) / 4) * 100:.0f}% of that stage's `ctr` labels have matured")
     assert d.notes[1] == "`analysis matured` uses only requests older than the delay's 95th percentile (3h)"
     assert check(sub(text, ("analysis matured", "analysis arrived"))) == []
-
-
-def test_rl501_sizes_stages_after_an_approval_by_their_own_length() -> None:
-    text = simple("12000 rps", "    5%   until approved\n    25%  for 1h\n    50%  for 12h\n", labels="fixed(3h)")
-    d = one(check(text), "RL501")
-    assert d.message.startswith("gate `ctr` is judged at the end of stage `stage-2` (1h) when only 0%")
 
 
 def test_rl501_reports_the_lognormal_fraction() -> None:
@@ -285,94 +300,85 @@ def test_rl501_reports_the_lognormal_fraction() -> None:
     d = one(check(text), "RL501")
     expected = stats.LabelDelay.lognormal(2, 8).arrived_fraction(2)
     assert f"only {expected * 100:.0f}% of" in d.message
-    assert d.label == f"{expected * 100:.0f}% of labels by its end"
 
 
 # -- RL502 power ------------------------------------------------------------------------------------------------
 
 
 def test_rl502_underpowered_gate() -> None:
-    text = simple("20 rps", "    5%   for 6h\n    50%  for 12h\n", gate="ctr change > -1% relative",
+    text = simple("20 rps", "    5%   for 6h\n    50%  for 12h\n", gate=f"ctr change > -1% relative, {HARM}",
                   labels="lognormal(median 2h, p95 8h)")
-    rows = table(text)
-    final = rows[-1]
+    gp = gate_plan(text)
     d = one(check(text), "RL502")
     assert d.severity is Severity.WARNING
-    assert final.sequential_power is not None and final.sequential_power <= final.power + 1e-6
-    assert d.message == (f"gate `ctr` has {final.sequential_power * 100:.0f}% power to detect a -1% relative change "
-                         "in `ctr` by the end of `stage-2`, below the declared 80%")
+    power = gp.power
+    assert d.message == (f"gate `ctr` has {power * 100:.0f}% power to catch a -3% relative change in `ctr` by the "
+                         "end of `stage-2`, below the declared 80%")
     assert at(d) == pos(text, "gate ctr:")
-    # The first look has almost no information, so the design detects what a fixed test would: no
-    # comparison and no inflation factor (R < 1.005) clutter the notes.
-    assert d.notes[0] == ("the gate's group-sequential (obrien-fleming) test over 2 looks detects it by then "
-                          f"with probability {final.sequential_power * 100:.0f}%")
-    assert d.notes[1].startswith("fixed-horizon power of a two-sided two-proportion z-test at alpha 5%, with "
-                                 f"{round(final.n_control_labelled):,} control and "
-                                 f"{round(final.n_candidate_labelled):,} candidate labels by 18h")
-    assert len(d.notes) == 2
+    final = gp.samples[-1]
+    assert d.notes[0].startswith("the gate's one-sided group-sequential (obrien-fleming) harm test at alpha 5% over "
+                                 f"2 looks, with {round(final.n_control):,} control and "
+                                 f"{round(final.n_candidate):,} candidate labels by 18h")
     assert d.help.startswith("make `stage-2` (50%) last ")
-    assert d.help.endswith("or, if only a larger change matters, say so (`min effect -2%`)")
+    assert d.help.endswith("or, if only a larger change matters, size the power there (`power 80% at -5%`)")
     hours = int(d.help.split(" last ")[1].split("h instead of 12h")[0])
     assert check(sub(text, ("50%  for 12h", f"50%  for {hours}h"))) == []
     assert one(check(sub(text, ("50%  for 12h", f"50%  for {hours - 1}h"))), "RL502")
 
 
-@pytest.mark.parametrize(("spending", "classical"), [("pocock", 1.2284), ("obrien-fleming", 1.0284)])
-def test_rl502_names_the_sequential_inflation_factor(spending: stats.Spending, classical: float) -> None:
-    # Five equal looks (immediate labels, one stage, every 1h): R of the Lan-DeMets spending design at those
-    # fractions, two-sided alpha 5%, power 80%.  The classical Pocock and OBF designs of
-    # statistics-reference.md 1.3 need 1.2284 and 1.0284; the spending versions need a little less.
-    text = simple("20000 rph", "    50%  for 5h\n", gate=f"ctr change > -2% relative, sequential {spending}, every 1h")
-    rows = table(text)
-    fractions = [r.information_fraction for r in rows]
-    assert fractions == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
-    bounds = stats.spending_bounds(fractions, 0.05, spending, one_sided=False)
-    r = stats.inflation_factor(bounds, fractions, 0.05, 0.8, one_sided=False)
-    assert 1.0 < r < classical
-    assert classical - r < 0.03
+def test_rl502_the_fix_is_exact_to_the_minute() -> None:
+    # One 50% stage, labels at once, a fixed test for -2%: with r requests a minute for L minutes each arm has
+    # n = rL/2 labels and the log ratio's variance is ((1-p_t)/p_t + (1-p_c)/p_c) / n, so 80% power needs
+    # L >= 2 (v_t + v_c) ((z_.95 + z_.8) / log .98)^2 / r.  The help names the smallest whole minute.
+    p_c, p_t = 0.042, 0.042 * 0.98
+    v = (1 - p_t) / p_t + (1 - p_c) / p_c
+    rate = 20_000
+    need = 2 * v * ((stats.normal_quantile(0.95) + stats.normal_quantile(0.8)) / math.log(0.98)) ** 2 / rate
+    minutes = math.ceil(need)
+    assert minutes > 60
+    text = simple(f"{rate} rpm", "    50%  for 60m\n", gate="ctr change > 0%, fail if shown harmful, "
+                  "power 80% at -2%, fixed")
     d = one(check(text), "RL502")
-    assert d.notes[-1] == f"the sequential design needs ~{r:.2f}× the labels of a fixed-horizon test"
+    assert d.help.startswith(f"make `stage-1` (50%) last {minutes}m instead of 60m")
+    assert check(sub(text, ("50%  for 60m", f"50%  for {minutes}m"))) == []
+    assert one(check(sub(text, ("50%  for 60m", f"50%  for {minutes - 1}m"))), "RL502")
 
 
-@pytest.mark.parametrize(("spending", "reference"), [("pocock", 0.7090), ("obrien-fleming", 0.7888)])
-def test_sequential_power_is_the_designs_detection_probability(spending: stats.Spending, reference: float) -> None:
-    # Five equal looks with the information a fixed-horizon test needs for 80% power: the design detects less.
-    # statistics-reference.md 1.3, "power if n_max = n_fix", K=5, for the classical designs; the Lan-DeMets
-    # spending versions used here are within 0.01 of them.
-    text = simple("20000 rph", "    50%  for 5h\n", gate=f"ctr change > -2% relative, sequential {spending}, every 1h")
-    rows = table(text)
-    fractions = [r.information_fraction for r in rows]
-    drift = stats.normal_quantile(0.975) + stats.normal_quantile(rows[-1].power)
-    bounds = stats.spending_bounds(fractions, 0.05, spending, one_sided=False)
-    by_look = stats.crossing_probabilities(bounds, fractions, drift).upper
-    expected = [sum(by_look[: i + 1]) for i in range(len(by_look))]
-    assert [r.sequential_power for r in rows] == pytest.approx(expected, abs=1e-9)
-    # Rescale to exactly 80% fixed-horizon power to compare with the reference table.
-    at_80 = stats.crossing_probabilities(bounds, fractions, stats.normal_quantile(0.975) + stats.normal_quantile(0.8))
-    assert abs(sum(at_80.upper) - reference) < 0.01
-
-
-def test_fixed_and_msprt_gates_have_no_sequential_figure() -> None:
-    text = simple("20000 rph", "    50%  for 5h\n", gate="ctr change > -2% relative, fixed horizon, every 1h")
-    assert all(r.sequential_power is None for r in table(text))
-
-
-def test_rl502_fixed_horizon_and_power_option() -> None:
-    text = simple("20000 rph", "    50%  for 5h\n", gate="ctr change > -2% relative, fixed horizon, power 10%")
-    assert check(text) == []
-    d = one(check(sub(text, ("power 10%", "power 90%"))), "RL502")
-    assert len(d.notes) == 1 and "below the declared 90%" in d.message
+def test_rl502_names_what_looking_costs() -> None:
+    # Pocock spending at 5 equal looks costs power against one fixed test on the same labels.
+    text = simple("20000 rph", "    50%  for 5h\n", gate="ctr change > 0%, fail if shown harmful, power 90% at -2%, "
+                  "sequential pocock, every 1h")
+    gp = gate_plan(text)
+    d = one(check(text), "RL502")
+    fixed = stats.normal_cdf(abs(math.log(0.98)) * math.sqrt(gp.samples[-1].information)
+                             - stats.normal_quantile(0.95))
+    assert d.notes[1] == f"a single fixed-horizon test on the same labels would have {fixed * 100:.0f}%: looking 5 " \
+                         "times costs power"
 
 
 def test_rl502_hopeless_gate_says_so() -> None:
-    text = simple("1 rps", "    5%   for 1h\n    50%  for 1h\n", gate="ctr change > -1% relative")
+    text = simple("1 rps", "    5%   for 1h\n    50%  for 1h\n", gate=f"ctr change > -1% relative, {HARM}")
     d = one(check(text), "RL502")
     assert d.help.startswith("even 64× longer stages fall short")
 
 
+def test_rl502_non_inferiority_power_is_the_chance_to_pass_an_unchanged_candidate() -> None:
+    text = simple("2 rps", "    50%  for 12h\n", gate="ctr change > -5%, pass if shown non-inferior")
+    d = one(check(text), "RL502")
+    assert "power to pass an unchanged `ctr` (margin -5% relative) by the end of `stage-1`" in d.message
+    assert d.help.endswith("or widen the margin if a larger loss is tolerable")
+
+
 def test_stage_waiting_for_approval_is_not_sized() -> None:
-    text = simple("1 rps", "    5%   for 1h\n    50%  until approved\n", gate="ctr change > -1% relative")
+    text = simple("1 rps", "    5%   for 1h\n    50%  until approved\n", gate=f"ctr change > -1% relative, {HARM}")
     assert check(text) == []
+
+
+def test_power_is_monotone_in_the_stage_length() -> None:
+    powers = [gate_plan(simple("30 rps", f"    50%  for {h}h\n", labels="lognormal(median 2h, p95 8h)")).power
+              for h in (1, 2, 4, 8, 16)]
+    assert powers == sorted(powers)
+    assert not math.isclose(powers[0], powers[-1])
 
 
 # -- RL503, RL504, RL505 --------------------------------------------------------------------------------------------
@@ -384,7 +390,6 @@ def test_rl503_no_traffic_model() -> None:
     assert d.severity is Severity.WARNING
     assert d.message == "no traffic model: the power of gate `ctr` can't be computed"
     assert at(d) == pos(text, "gate ctr:")
-    assert "`traffic 12000 rps" in d.help
 
 
 def test_rl504_blue_green_has_no_split() -> None:
@@ -392,12 +397,26 @@ def test_rl504_blue_green_has_no_split() -> None:
                       "  blue-green { preview for 2h, promote manual }\n"))
     d = one(check(text), "RL504")
     assert d.message == ("a blue-green rollout never splits traffic: business gate `ctr` has no stable arm to "
-                         "compare with, so its power can't be computed")
+                         "compare with")
     assert at(d) == pos(text, "gate ctr:")
 
 
+def test_rl504_covers_sample_ratio_and_slo_change_gates() -> None:
+    text = sub(BASE, ("  canary {\n    5%   for 6h\n    50%  for 12h\n    100%\n  }\n", "  rolling { }\n"),
+               ("  gate errors: error rate < 0.5%   every 5m\n",
+                "  gate errors: error rate < 0.5%   every 5m\n  gate split: srm\n"
+                "  gate slower: p99 latency change < +10%\n"),
+               ("  on ctr fail:    rollback\n", "  on ctr fail:    rollback\n  on split, slower fail: pause\n"))
+    found = [d for d in check(text) if d.code == "RL504"]
+    assert sorted(d.message for d in found) == sorted(
+        f"a rolling update has no stage with a fixed traffic split: {what}" for what in (
+            "business gate `ctr` has no stable arm to compare with",
+            "sample-ratio gate `split` has no stable arm to compare with",
+            "gate `slower` has no stable arm to compare with"))
+
+
 def test_rl504_gate_starting_at_100_percent() -> None:
-    text = simple("12000 rps", "    5%   for 6h\n", gate="ctr change > -2% relative, from full")
+    text = simple("12000 rps", "    5%   for 6h\n", gate=f"ctr change > 0%, {HARM}, from full")
     text = sub(text, ("    100%\n", "    full: 100%\n"))
     d = one(check(text), "RL504")
     assert d.message.startswith("no canary stage below 100% evaluates it: business gate `ctr` has no stable arm")
@@ -405,13 +424,114 @@ def test_rl504_gate_starting_at_100_percent() -> None:
 
 
 def test_rl505_effect_outside_the_rate() -> None:
-    text = sub(BASE, ("ctr change > -1% relative", "ctr change > -0.05 absolute"))
+    text = sub(BASE, (f"ctr change > -1% relative, {HARM}", "ctr change > -0.05 absolute, fail if shown harmful, "
+                      "power 80% at -0.1"))
     d = one(check(text), "RL505")
     assert d.severity is Severity.ERROR
-    assert d.message == ("gate `ctr` asks to detect a -0.05 absolute change of `ctr`, from 4.2% to -0.8%, "
+    assert d.message == ("gate `ctr` reckons with a -0.05 absolute change of `ctr`, from 4.2% to -0.8%, "
                          "outside 0%-100%")
     assert at(d) == pos(text, "gate ctr:")
-    assert check(sub(BASE, ("ctr change > -1% relative", "ctr change > -0.005 absolute"))) == []
+
+
+# -- RL512-RL517 --------------------------------------------------------------------------------------------------
+
+
+def test_rl512_fixed_horizon_with_looks_is_peeking() -> None:
+    text = simple("12000 rps", "    5%   for 6h\n    50%  for 12h\n", gate=f"ctr change > -1%, {HARM}, fixed horizon, "
+                  "every 6h")
+    d = one(check(text), "RL512")
+    assert d.severity is Severity.ERROR
+    assert d.message == "gate `ctr` repeats a fixed-horizon test at 3 looks: that is peeking"
+    assert at(d) == pos(text, "every 6h")
+    assert d.help == ("to look often, use a sequential test (`sequential obrien-fleming`, or `msprt` to look at any "
+                      "time); to keep the fixed test, drop `every 6h` so it looks once, at the end of `stage-2`")
+    assert check(sub(text, (", every 6h", ""))) == []
+
+
+def test_rl513_false_rollbacks_over_budget_and_a_shared_alpha_fixes_it() -> None:
+    three = sub(BASE, ("  metric ctr: binary, baseline 4.2%, labels lognormal(median 2h, p95 8h)\n",
+                       "  metric ctr: binary, baseline 4.2%\n  metric conv: binary, baseline 3%\n"
+                       "  metric dwell: continuous, baseline 48, sd 35\n"),
+                (f"  gate ctr:    ctr change > -1% relative, {HARM}\n",
+                 f"  gate ctr:    ctr change > 0%, {HARM}\n  gate conv:   conv change > 0%, {HARM}\n"
+                 f"  gate dwell:  dwell change > 0%, {HARM}\n"),
+                ("  on ctr fail:    rollback\n",
+                 "  on ctr, conv, dwell fail: rollback\n  budget false rollbacks <= 5%\n"))
+    d = one(check(three), "RL513")
+    # Each harm test with a zero margin fails an unchanged candidate at its alpha: 1 - 0.95^3.
+    assert d.message == ("the plan rolls back a candidate as good as stable 14% of the time, over the budget of "
+                         "5%")
+    assert d.notes[0] == "`ctr` 5%, `conv` 5%, `dwell` 5% under no change, combined as if independent"
+    shared = sub(three, ("budget false rollbacks <= 5%", "budget false rollbacks <= 5% across ctr, conv, dwell"))
+    assert check(shared) == []
+    gps = [gate_plan(shared, g) for g in ("ctr", "conv", "dwell")]
+    assert [gp.spec.alpha for gp in gps] == pytest.approx([0.05 / 3] * 3)
+    assert 1 - math.prod(1 - gp.characteristics.false_rollback for gp in gps if gp.characteristics) <= 0.05
+
+
+def test_rl514_alpha_shared_wrongly() -> None:
+    text = sub(BASE, ("  on ctr fail:    rollback\n", "  on ctr fail:    rollback\n"
+                      "  budget false rollbacks <= 5% across ctr, errors\n"))
+    d = one(check(text), "RL514")
+    assert d.message == "`errors` is a slo gate: only business gates share an alpha"
+    own = sub(text, (", errors\n", "\n"), (f"{HARM}\n", f"{HARM}, alpha 1%\n"))
+    assert one(check(own), "RL514").message == "gate `ctr` gives its own alpha, but the budget also sets it"
+    ni = sub(text, (", errors\n", "\n"), (f"ctr change > -1% relative, {HARM}", "ctr change > -1%, pass if shown "
+                                          "non-inferior"))
+    assert one(check(ni), "RL514").message.startswith("gate `ctr` is a non-inferiority test")
+
+
+def test_rl515_users_split_without_icc() -> None:
+    text = sub(BASE, ("traffic 12000 rps", 'traffic 12000 rps, split by user header "x-user-id", 20 requests per user'))
+    d = one(check(text), "RL515")
+    assert d.severity is Severity.WARNING
+    assert d.message == ("the traffic is split by user, but metric `ctr` does not say how alike a user's requests "
+                         "are")
+    assert "a design effect of 1.38" in d.notes[0]
+    fixed = sub(text, ("baseline 4.2%,", "baseline 4.2%, icc 0.02,"))
+    assert check(fixed) == []
+    plain, split = gate_plan(BASE), gate_plan(fixed)
+    assert split.samples[-1].information == pytest.approx(plain.samples[-1].information / 1.38)
+
+
+def test_rl516_a_pass_rule_on_a_gate_that_never_passes() -> None:
+    text = sub(BASE, ("  on ctr fail:    rollback\n", "  on ctr fail:    rollback\n  on ctr pass:    promote\n"))
+    d = one(check(text), "RL516")
+    assert d.message == "gate `ctr` can never pass decisively, so this rule never promotes"
+    assert at(d) == pos(text, "ctr pass")
+    for fix in ("ctr change > -1%, pass if shown non-inferior", f"ctr change > -1%, {HARM}, two-sided",
+                f"ctr change > -1%, {HARM}, futility"):
+        assert check(sub(text, (f"ctr change > -1% relative, {HARM}", fix))) == []
+
+
+def test_rl517_min_samples_out_of_reach() -> None:
+    text = sub(BASE, ("traffic 12000 rps", "traffic 1200 rps, diurnal 50%"),
+               ("  gate errors: error rate < 0.5%   every 5m\n",
+                "  gate errors: error rate < 0.5%   every 5m\n  gate slower: p99 latency change < +10%, "
+                "min samples 10000, every 5m\n"),
+               ("  on ctr fail:    rollback\n", "  on ctr fail:    rollback\n  on slower fail: pause\n"))
+    d = one(check(text), "RL517")
+    # At the daily low, 600 rps; the smaller arm at 5% is 30 rps: 9,000 requests every 5m.
+    assert d.message == ("gate `slower` needs 10,000 requests a window, but the smaller arm gets about 9,000 every "
+                         "5m in `stage-1` at the daily low")
+    assert d.help.startswith("measure over longer windows (`every 10m`)")
+    assert check(sub(text, ("min samples 10000, every 5m", "min samples 10000, every 10m"))) == []
+
+
+def test_plan_false_rollbacks_of_a_sample_ratio_gate_match_the_repeated_test_rate() -> None:
+    # One 50% stage of 20h, looked at every hour at alpha 5% (two-sided): the Armitage repeated-test rate at
+    # K = 20, 0.2479 (statistics reference 1.5).
+    from rolloutlang.stats.gates import plan_false_rollbacks
+
+    text = simple("100 rps", "    50%  for 20h\n")
+    text = sub(text, ("  gate errors: error rate < 0.5%   every 5m\n",
+                      "  gate errors: error rate < 0.5%   every 5m\n  gate split: srm, alpha 5%\n"),
+               ("  on ctr fail:    rollback\n", "  on ctr, split fail:    rollback\n"))
+    (rollout,) = program_of(text).rollouts()
+    plan = build_plan(rollout)
+    frr = plan_false_rollbacks(rollout, plan, {})
+    assert dict(frr.per_gate)["split"] == pytest.approx(0.2479, abs=5e-4)
+    assert frr.unmodelled == ("errors",)
 
 
 # -- RL510, RL511 references ---------------------------------------------------------------------------------------
@@ -422,68 +542,34 @@ def test_rl510_slo_gate_without_metrics_source() -> None:
     d = one(check(text), "RL510")
     assert d.severity is Severity.ERROR
     assert d.message == "gate `errors` reads metrics but the rollout has no metrics source"
-    assert at(d) == pos(text, "gate errors:")
-    assert 'metrics prometheus "' in d.help
-
-
-def test_rl510_points_at_the_use_of_imported_gates(tmp_path: Path) -> None:
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "slo.rollout").write_text(
-        "gates slo-defaults {\n  gate latency: p99 latency < 300ms every 1m\n  gate errs: error rate < 1%\n}\n")
-    text = sub(BASE, ('  metrics prometheus "http://prometheus.monitoring:9090"\n', ""),
-               ("  gate errors: error rate < 0.5%   every 5m\n", "  use gates slo-defaults\n"),
-               ("on errors fail", "on errs fail"))
-    text = 'import "policies/slo.rollout"\n' + text
-    d = one(check(text, tmp_path), "RL510")
-    assert d.message == "gates `latency` and `errs` read metrics but the rollout has no metrics source"
-    assert at(d) == pos(text, "use gates")
 
 
 def test_rl511_unused_label_metric() -> None:
-    text = sub(BASE, ("  gate ctr:    ctr change > -1% relative\n", ""), ("  on ctr fail:    rollback\n", ""))
+    text = sub(BASE, (f"  gate ctr:    ctr change > -1% relative, {HARM}\n", ""), ("  on ctr fail:    rollback\n", ""))
     d = one(check(text), "RL511")
     assert d.severity is Severity.WARNING
     assert d.message == "metric `ctr` is not used by any gate"
     assert at(d) == pos(text, "metric ctr:")
 
 
-# -- the example and the import budget ---------------------------------------------------------------------------
+# -- the examples and the import budget ------------------------------------------------------------------------------
 
 RANKER = ROOT / "examples" / "ranker-v2.rollout"
-# Proposed in the report: the ctr gate's labels (median 2h) are mostly missing at the end of the 2h 1% stage,
-# so the gate starts at the 5% stage.  Applied here until the example itself is changed.
-OLD_STAGES = "    1%   for 2h\n    5%   for 6h\n"
-NEW_STAGES = "    1%   for 2h\n    ramp: 5%   for 6h\n"
-OLD_GATE = "power 80%\n"
-NEW_GATE = "power 80%, from ramp\n"
-
-
-def ranker_text() -> str:
-    text = RANKER.read_text()
-    if OLD_STAGES in text:
-        text = text.replace(OLD_STAGES, NEW_STAGES, 1).replace(OLD_GATE, NEW_GATE, 1)
-    return text
 
 
 def test_ranker_example_powers_and_passes_strict() -> None:
-    program = load_text(ranker_text(), "examples/ranker-v2.rollout", ROOT)
+    program = load(RANKER, ROOT)
     assert program.diagnostics == []
     assert [d for d in run_checks(program) if rl4xx_rl5xx_rl65x(d.code)] == []
-    rows = power_table(program.rollouts()[0])
-    assert [r.look for r in rows] == ["ramp", "stage-3", "stage-4"]
+    (rollout,) = program.rollouts()
+    gate = rollout.gate("ctr")
+    assert isinstance(gate, ir.BusinessGate)
+    gp = plan_gate(rollout, gate, build_plan(rollout))
+    assert gp is not None
+    assert [s.look.name for s in gp.samples] == ["ramp", "stage-3", "stage-4"]
     # 12000 rps; ramp 5% for 6h, then 25% and 50% for 12h each, after a 24h shadow.
-    assert [r.time_s / 3600 for r in rows] == [32, 44, 56]
-    assert rows[-1].power > 0.999
-
-
-def test_ranker_example_as_written_warns_only_about_its_first_stage() -> None:
-    diags = [d for d in run_checks(load(RANKER)) if rl4xx_rl5xx_rl65x(d.code)]
-    if RANKER.read_text().count(OLD_STAGES):
-        d = one(diags, "RL501")
-        assert d.message.startswith("gate `ctr` is judged at the end of stage `stage-1` (2h) when only 22%")
-        assert [x.code for x in diags] == ["RL501"]
-    else:
-        assert diags == []
+    assert [s.look.time_s / 3600 for s in gp.samples] == [32, 44, 56]
+    assert gp.power > 0.999
 
 
 def _modules_after_check(spec: Path) -> set[str]:
@@ -503,7 +589,8 @@ def _modules_after_check(spec: Path) -> set[str]:
 
 
 def test_check_without_business_gates_never_imports_scipy_or_numpy(tmp_path: Path) -> None:
-    no_business = sub(BASE, ("  gate ctr:    ctr change > -1% relative\n", ""), ("  on ctr fail:    rollback\n", ""),
+    no_business = sub(BASE, (f"  gate ctr:    ctr change > -1% relative, {HARM}\n", ""),
+                      ("  on ctr fail:    rollback\n", ""),
                       ("  metric ctr: binary, baseline 4.2%, labels lognormal(median 2h, p95 8h)\n", ""))
     spec = tmp_path / "spec.rollout"
     spec.write_text(no_business)
@@ -514,10 +601,5 @@ def test_check_without_business_gates_never_imports_scipy_or_numpy(tmp_path: Pat
     assert _modules_after_check(spec) == {"numpy"}
 
 
-def test_power_is_monotone_in_the_stage_length() -> None:
-    powers = []
-    for hours in (1, 2, 4, 8, 16):
-        (row,) = table(simple("100000 rph", f"    50%  for {hours}h\n", labels="lognormal(median 2h, p95 8h)"))
-        powers.append(row.power)
-    assert powers == sorted(powers)
-    assert not math.isclose(powers[0], powers[-1])
+def test_load_text_gives_the_same_plan_as_a_file() -> None:
+    assert load_text(BASE, "spec.rollout").diagnostics == []

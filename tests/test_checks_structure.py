@@ -370,10 +370,11 @@ def _ctr_exposure(effect: str) -> tuple[str, float]:
 
     The share is computed here from first principles: 100 rps, labels at once, ctr 4%; the gate looks at 1h
     (5%: 18,000 candidate and 342,000 stable requests) and at 3h (mpr adds 360,000 per arm).  On the log-ratio
-    scale a request's variance is (1 - p) / p, so I = n_t n_c / (n_t + n_c) / 24 per stage.  The first look
-    fails with P(Z_1 <= -b_1) where b_1 spends O'Brien-Fleming alpha at t_1 = I_1 / I_2 and Z_1 has mean
-    (log(1 + effect) - log(0.99)) sqrt(I_1).  A bad candidate serves 5% x 1h = 180 s of traffic when caught at
-    1h, else 180 + 50% x 1h = 1,980 s by 2h.
+    scale a request's variance is (1 - p) / p: planned at the baseline, I = n_t n_c / (n_t + n_c) / 24 per
+    stage, and b_1 spends O'Brien-Fleming alpha at t_1 = I_1 / I_2.  Under the harm the candidate's rate is
+    4% x (1 + effect), so Z_1 has mean (log(1 + effect) - log(0.99)) / sqrt(v_t / 18,000 + 24 / 342,000) and
+    the first look fails with P(Z_1 <= -b_1).  A bad candidate serves 5% x 1h = 180 s of traffic when caught
+    at 1h, else 180 + 50% x 1h = 1,980 s by 2h.
     """
     body = CANARY + GATES + f"""
   metric ctr: binary, baseline 4%
@@ -384,15 +385,18 @@ def _ctr_exposure(effect: str) -> tuple[str, float]:
     i1 = 18_000 * 342_000 / 360_000 / 24
     i2 = i1 + 360_000 / 2 / 24
     b1 = stats.spending_bounds([i1 / i2, 1.0], 0.05, "obrien-fleming")[0]
-    drift1 = (math.log1p(float(effect.rstrip("%")) / 100) - math.log(0.99)) * math.sqrt(i1)
+    change = float(effect.rstrip("%")) / 100
+    p_t = 0.04 * (1 + change)
+    drift1 = (math.log1p(change) - math.log(0.99)) / math.sqrt((1 - p_t) / p_t / 18_000 + 24 / 342_000)
     p1 = stats.normal_cdf(-b1 - drift1)
     return spec(body), 100 * (p1 * 180 + (1 - p1) * 1980) / 7200
 
 
 def test_rl600_counts_a_business_gate_by_its_detection_probabilities() -> None:
-    # A -30% CTR drop is caught at the first look almost surely: about 2.5% of the requests before 2h.
+    # A -30% CTR drop is caught at the first look most of the time (89%): about 5% of the requests before 2h,
+    # where the first moment the gate *could* fail gives 2.5%.
     text, share = _ctr_exposure("-30%")
-    assert 2.4 < share < 2.6
+    assert 5 < share < 6
     d = one(check(text), "RL600")
     assert d.severity is Severity.ERROR
     assert d.message == (f"a bad candidate can serve {share:.3g}% of requests before 2h on average, over the budget "

@@ -122,8 +122,8 @@ def test_power_section_comes_from_the_statistics_checks(ranker_md: str) -> None:
     assert table[2][-1] == "0%" and table[2][-3] == "–"
     # One sentence per gate says what it tests, at what error and with what power.
     assert ("- `ctr` fails only on evidence that the change in `ctr` is below -1% relative (a group-sequential test "
-            "(obrien-fleming) over 4 looks, alpha 5% at that margin); it catches a -3% relative change by the end "
-            "of `stage-4` with probability") in power
+            "(obrien-fleming) over 4 looks, alpha 5%: a candidate exactly at the margin fails 5% of the time); it "
+            "catches a -3% relative change by the end of `stage-4` with probability") in power
 
 
 def test_findings_are_the_checks(ranker_md: str) -> None:

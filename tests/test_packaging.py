@@ -49,6 +49,8 @@ def test_wheel_holds_one_namespace(wheel: Path) -> None:
         "rolloutlang/simulator/__init__.py",
         "rolloutlang/targets/__init__.py",
         "rolloutlang/checks/__init__.py",
+        "rolloutlang/stats/__init__.py",
+        "rolloutlang/stats/designs.py",
         "rolloutlang/py.typed",
         "rolloutlang/cli.py",
     ):

@@ -8,6 +8,7 @@ the last printed digit plus a little slack, unless stated otherwise.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -546,3 +547,331 @@ def test_spending_bound_at_a_look_that_spends_almost_nothing() -> None:
     assert np.isfinite(b[-1])
     cum = np.cumsum(rs.crossing_probabilities(b, f).upper)
     assert cum[-1] == pytest.approx(0.025, abs=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# Hwang-Shih-DeCani and beta spending
+# ---------------------------------------------------------------------------
+
+
+def test_hsd_spending_reference() -> None:
+    # Ref 1.1, gsDesign print snapshot: sfHSD(gamma = -4), K = 5, one-sided 0.025, 90% power:
+    # bounds 3.25, 2.99, 2.69, 2.37, 2.03 and sample-size ratio 1.023.
+    fr = rs.equal_fractions(5)
+    b = rs.spending_bounds(fr, 0.025, rs.hsd(-4))
+    assert b == pytest.approx([3.25, 2.99, 2.69, 2.37, 2.03], abs=6e-3)
+    assert rs.inflation_factor(b, fr, 0.025, 0.9) == pytest.approx(1.023, abs=6e-4)
+
+
+def test_hsd_spending_function_shapes() -> None:
+    # gamma 0 spends linearly; the function always ends at alpha and is increasing.
+    assert rs.alpha_spent(rs.hsd(0), 0.05, 0.3) == pytest.approx(0.015)
+    for gamma in (-4.0, -1.0, 1.0, 2.0):
+        values = [rs.alpha_spent(rs.hsd(gamma), 0.05, t) for t in np.linspace(0.1, 1.0, 10)]
+        assert values == sorted(values) and values[-1] == pytest.approx(0.05)
+    with pytest.raises(ValueError):
+        rs.SpendingFunction("pocock", 2.0)
+
+
+@pytest.mark.parametrize("spending", ["obrien-fleming", "pocock"])
+def test_beta_spending_lower_spends_beta_under_the_drift(spending: rs.Spending) -> None:
+    # gsDesign test.type 4: the lower bound a_k spends beta*(t_k) under the alternative with the upper bound
+    # in place; the last look decides (a_K = b_K), so the design's power is 1 - P(ever below).
+    fr = [0.25, 0.5, 0.75, 1.0]
+    upper = rs.spending_bounds(fr, 0.025, spending)
+    drift = rs.normal_quantile(0.975) + rs.normal_quantile(0.8)
+    lower = rs.beta_spending_lower(upper, fr, drift, 0.2, spending)
+    assert lower[-1] == upper[-1] and all(a < b for a, b in zip(lower[:-1], upper[:-1], strict=True))
+    cp = rs.crossing_probabilities(upper, fr, drift, lower)
+    spent = np.cumsum(cp.lower)[:-1]
+    assert spent == pytest.approx([rs.alpha_spent(spending, 0.2, t) for t in fr[:-1]], abs=1e-7)
+    assert cp.total_upper + cp.total_lower == pytest.approx(1.0, abs=1e-7)  # the last look decides
+    # Non-binding: the upper bounds alone have size 0.025, so with the lower ones the size is below it.
+    assert rs.crossing_probabilities(upper, fr, 0.0, lower).total_upper < 0.025
+    # A look that no path reaches (all stopped) keeps the forced decision.
+    assert rs.beta_spending_lower(upper, fr, 40.0, 0.2, spending)[-1] == upper[-1]
+
+
+def test_spending_can_be_told_that_the_last_look_is_final() -> None:
+    # The last look fell short of the planned information: it still spends all of alpha.
+    fr = [0.3, 0.6, 0.9]
+    short = rs.spending_bounds(fr, 0.025, "obrien-fleming", last_spends_all=True)
+    assert rs.crossing_probabilities(short, fr).total_upper == pytest.approx(0.025, abs=1e-8)
+    assert rs.crossing_probabilities(rs.spending_bounds(fr, 0.025, "obrien-fleming"), fr).total_upper < 0.025
+
+
+# ---------------------------------------------------------------------------
+# mSPRT and the Bayesian rule: their real operating characteristics
+# ---------------------------------------------------------------------------
+
+FIXED_80 = rs.normal_quantile(0.975) + rs.normal_quantile(0.8)
+
+
+@pytest.mark.parametrize(
+    ("x", "k", "null", "power"),
+    # Ref 1.6: two-sided mSPRT at alpha .05, information growing linearly to I_max, "fixed-80% effect";
+    # MC with 40k replications (SE <= 0.0009 null, <= 0.0025 power).
+    [(1, 5, 0.0003, 0.20), (1, 100, 0.0009, 0.24), (10, 5, 0.0078, 0.45), (10, 100, 0.0168, 0.52),
+     (100, 5, 0.0055, 0.37), (100, 100, 0.0221, 0.45)],
+)
+def test_msprt_operating_characteristics_reference(x: float, k: int, null: float, power: float) -> None:
+    fr = rs.equal_fractions(k)
+    c = [rs.msprt_z_boundary(x * t, 1.0) for t in fr]
+    low = [-v for v in c]
+    assert rs.crossing_probabilities(c, fr, 0.0, low).total == pytest.approx(null, abs=max(4 * 0.00015, 0.15 * null))
+    assert rs.crossing_probabilities(c, fr, FIXED_80, low).total == pytest.approx(power, abs=0.012)
+
+
+def test_one_sided_msprt_boundary_is_its_mixture_likelihood_ratio() -> None:
+    # Lambda = E over theta ~ half-normal(0, tau^2) on the alternative side of exp(theta S - theta^2 I / 2),
+    # integrated numerically; at the boundary it equals 1/alpha.
+    info, tau2, alpha = 400.0, 0.01, 0.05
+    z = rs.msprt_one_sided_boundary(info, tau2, alpha)
+    score = z * math.sqrt(info)  # S = Z sqrt(I)
+    tau = math.sqrt(tau2)
+
+    def integrand(theta: float) -> float:
+        return math.exp(theta * score - 0.5 * theta * theta * info) * 2 * math.exp(-0.5 * (theta / tau) ** 2) / (
+            tau * math.sqrt(2 * math.pi))
+
+    ratio, _ = integrate.quad(integrand, 0.0, 20 * tau)
+    assert ratio == pytest.approx(1 / alpha, rel=1e-7)
+    assert math.exp(rs.msprt_one_sided_log_ratio(z, info, tau2)) == pytest.approx(1 / alpha, rel=1e-9)
+
+
+def test_one_sided_msprt_is_valid_at_many_looks() -> None:
+    # Ville's inequality: however often it looks, the one-sided mSPRT errs at most alpha under the null.
+    fr = rs.equal_fractions(200)
+    c = [rs.msprt_one_sided_boundary(50.0 * t, 1.0, 0.05) for t in fr]
+    size = rs.crossing_probabilities(c, fr, 0.0).total_upper
+    assert 0.01 < size < 0.05
+
+
+@pytest.mark.parametrize(("x", "expected", "se"), [(math.inf, 0.0709, 0.0), (100, 0.0668, 0.0004),
+                                                   (10, 0.0446, 0.0004), (1, 0.0037, 0.0001)])
+def test_bayesian_rule_type_one_error_reference(x: float, expected: float, se: float) -> None:
+    # Ref 1.7: "stop when P(delta > 0 | data) > 0.975" with prior N(0, tau^2), five equal looks; one-sided
+    # type-I error, exact for the flat prior and MC (400k paths) otherwise.
+    fr = rs.equal_fractions(5)
+    bounds = [rs.bayesian_z_boundary(1.0, math.inf, 0.025) if math.isinf(x) else
+              rs.bayesian_z_boundary(x * t, 1.0, 0.025) for t in fr]
+    assert rs.crossing_probabilities(bounds, fr).total_upper == pytest.approx(expected, abs=max(4 * se, 1e-4))
+
+
+# ---------------------------------------------------------------------------
+# One rule per gate: designs and decisions
+# ---------------------------------------------------------------------------
+
+HARM = rs.TestSpec("harm", "group-sequential", 0.05, 1, math.log(0.99), math.log(0.97))
+NI = rs.TestSpec("non-inferiority", "group-sequential", 0.05, 1, math.log(0.99), 0.0)
+
+
+def test_test_spec_refuses_an_effect_on_the_wrong_side() -> None:
+    with pytest.raises(ValueError):
+        rs.TestSpec("harm", "fixed", 0.05, 1, -0.01, 0.0)
+    with pytest.raises(ValueError):
+        rs.TestSpec("non-inferiority", "fixed", 0.05, 1, -0.01, -0.02)
+    with pytest.raises(ValueError):
+        rs.TestSpec("non-inferiority", "group-sequential", 0.05, 1, -0.01, 0.0, futility=True)
+
+
+def test_harm_boundaries_are_the_spending_bounds_mirrored() -> None:
+    infos = [100.0, 300.0, 600.0, 1000.0]
+    b = rs.boundaries(HARM, infos)
+    spent = rs.spending_bounds([i / 1000 for i in infos], 0.05, "obrien-fleming", last_spends_all=True)
+    assert b.lower == pytest.approx([-x for x in spent], abs=2e-5)  # the gates' grid is r = 10
+    assert all(math.isinf(u) for u in b.upper)
+
+
+def test_non_inferiority_decides_at_its_last_look() -> None:
+    b = rs.boundaries(NI, [100.0, 300.0, 600.0, 1000.0])
+    assert b.lower[-1] == b.upper[-1]
+    assert all(lo < up for lo, up in zip(b.lower[:-1], b.upper[:-1], strict=True))
+    oc = rs.operating_characteristics(NI, b, 0.0)
+    assert oc.p_fail + oc.p_promote == pytest.approx(1.0, abs=1e-5)
+
+
+def test_decide_outcomes() -> None:
+    # At one look of a fixed harm test, Z <= -1.645 fails; the estimate carries its own information.
+    fixed = rs.TestSpec("harm", "fixed", 0.05, 1, 0.0, -0.02)
+    se = 0.01
+    fail = rs.decide(fixed, rs.Estimate(-0.0165, se * se), final=True)
+    assert fail.outcome == "fail" and fail.statistic == pytest.approx(-1.65)
+    assert fail.lower == pytest.approx(-rs.normal_quantile(0.95)) and math.isinf(fail.upper)
+    ok = rs.decide(fixed, rs.Estimate(-0.016, se * se), final=True)
+    assert ok.outcome == "pass" and "continue" in ok.reason
+    # No data is never a pass.
+    for empty in (rs.Estimate(math.nan, math.inf), rs.Estimate(0.0, 0.0), rs.Estimate(0.01, math.nan)):
+        none = rs.decide(fixed, empty, final=True)
+        assert none.outcome == "inconclusive" and math.isnan(none.statistic)
+    # Non-inferiority: promotion at the upper bound; at the last look everything else fails.
+    ni_fixed = rs.TestSpec("non-inferiority", "fixed", 0.05, 1, -0.02, 0.0)
+    assert rs.decide(ni_fixed, rs.Estimate(0.0, se * se), final=True).outcome == "promote-allowed"
+    assert rs.decide(ni_fixed, rs.Estimate(-0.01, se * se), final=True).outcome == "fail"
+    # Lower is better: the direction flips the statistic.
+    lower_better = rs.TestSpec("harm", "fixed", 0.05, -1, 0.0, 0.02)
+    assert rs.decide(lower_better, rs.Estimate(0.0165, se * se), final=True).outcome == "fail"
+
+
+def test_decide_spends_at_the_information_reached() -> None:
+    # A group-sequential look uses the bounds at the history's fractions, as the planned design would.
+    history = [200.0, 500.0]
+    est = rs.Estimate(-0.03, 1 / 800.0)
+    d = rs.decide(HARM, est, history, reference=1000.0)
+    b = rs.boundaries(HARM, [*history, 800.0], reference=1000.0, final=False)
+    assert (d.lower, d.upper, d.look, d.fraction) == (b.lower[-1], b.upper[-1], 3, pytest.approx(0.8))
+    assert d.information == pytest.approx(800.0)
+    # Looks that added nothing, or came after this one's information, are ignored.
+    assert rs.decide(HARM, est, [200.0, 200.0, 500.0, 900.0], reference=1000.0).lower == pytest.approx(d.lower)
+
+
+def test_operating_characteristics_move_with_the_information_under_the_change() -> None:
+    msprt = rs.TestSpec("harm", "msprt", 0.05, 1, 0.0, -0.05)
+    b = rs.boundaries(msprt, [500.0, 1000.0])
+    same = rs.operating_characteristics(msprt, b, -0.05)
+    less = rs.operating_characteristics(msprt, b, -0.05, [400.0, 800.0])
+    assert less.p_fail < same.p_fail
+
+
+# ---------------------------------------------------------------------------
+# Estimates from data
+# ---------------------------------------------------------------------------
+
+
+def test_arm_data_means_and_variances() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(1.3, 4.0, size=500)
+    cont = rs.ArmData(units=500, total=float(x.sum()), total_squares=float((x * x).sum()))
+    mean, var = cont.mean_and_variance()
+    assert mean == pytest.approx(x.mean()) and var == pytest.approx(x.var(ddof=1) / 500)
+    binary = rs.ArmData(units=1000, total=42)
+    assert binary.mean_and_variance() == pytest.approx((0.042, 0.042 * 0.958 / 1000))
+    clicks = rng.poisson(1.0, size=300).astype(float)
+    views = clicks + rng.poisson(20, size=300)
+    ratio = rs.ArmData(units=300, total=float(clicks.sum()), total_squares=float((clicks ** 2).sum()),
+                       denominator=float(views.sum()), denominator_squares=float((views ** 2).sum()),
+                       cross=float((clicks * views).sum()))
+    r, v = ratio.mean_and_variance()
+    # The delta method written out from the per-unit means, variances and covariance.
+    rr = clicks.sum() / views.sum()
+    cov = np.cov(clicks, views, ddof=1)
+    assert r == pytest.approx(rr)
+    assert v == pytest.approx((cov[0, 0] - 2 * rr * cov[0, 1] + rr * rr * cov[1, 1]) / (300 * views.mean() ** 2))
+
+
+def test_estimate_matches_statsmodels_tests_of_two_proportions() -> None:
+    # One stratum: the absolute gate's statistic is statsmodels' Wald test of the difference against the
+    # margin, the relative gate's its log-ratio test against log(1 + margin).
+    from statsmodels.stats.proportion import test_proportions_2indep
+
+    control, candidate = rs.ArmData(units=50_000, total=2_100), rs.ArmData(units=48_000, total=1_950)
+    absolute = rs.TestSpec("harm", "fixed", 0.05, 1, -0.001, -0.003)
+    z = rs.statistic(absolute, rs.estimate([(control, candidate)], relative=False))
+    ref = test_proportions_2indep(1_950, 48_000, 2_100, 50_000, value=-0.001, compare="diff", method="wald",
+                                  correction=False)
+    assert z == pytest.approx(ref.statistic, rel=1e-9)
+    relative = rs.TestSpec("harm", "fixed", 0.05, 1, math.log(0.99), math.log(0.97))
+    z = rs.statistic(relative, rs.estimate([(control, candidate)], relative=True))
+    ref = test_proportions_2indep(1_950, 48_000, 2_100, 50_000, value=0.99, compare="ratio", method="log")
+    assert z == pytest.approx(ref.statistic, rel=1e-9)
+
+
+def test_estimate_combines_strata_by_inverse_variance() -> None:
+    # Simpson's example (statistics reference 2.3): the candidate wins on each day and loses pooled; the
+    # stratified estimate keeps the win.
+    friday = (rs.ArmData(units=990_000, total=20_000), rs.ArmData(units=10_000, total=230))
+    saturday = (rs.ArmData(units=500_000, total=5_000), rs.ArmData(units=500_000, total=6_000))
+    est = rs.estimate([friday, saturday], relative=False)
+    d1, d2 = 230 / 10_000 - 20_000 / 990_000, 6_000 / 500_000 - 5_000 / 500_000
+    v1 = 0.023 * 0.977 / 10_000 + (20_000 / 990_000) * (1 - 20_000 / 990_000) / 990_000
+    v2 = 0.012 * 0.988 / 500_000 + 0.01 * 0.99 / 500_000
+    assert est.difference == pytest.approx((d1 / v1 + d2 / v2) / (1 / v1 + 1 / v2))
+    assert est.variance == pytest.approx(1 / (1 / v1 + 1 / v2))
+    assert est.difference > 0 > 6_230 / 510_000 - 25_000 / 1_490_000
+    # A stratum without data adds nothing; none at all is no information.
+    assert rs.estimate([friday, (rs.ArmData(0, 0), rs.ArmData(0, 0))], relative=False).difference == \
+        pytest.approx(rs.estimate([friday], relative=False).difference)
+    assert rs.estimate([], relative=True).information == 0.0
+
+
+def test_sample_ratio_mismatch_is_the_chi_square_test() -> None:
+    from scipy.stats import chisquare
+
+    z, p = rs.sample_ratio_mismatch(50_310, 49_690, 0.5)
+    ref = chisquare([50_310, 49_690], [50_000, 50_000])
+    assert z * z == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
+    z, p = rs.sample_ratio_mismatch(95_000, 5_400, 0.05)
+    ref = chisquare([95_000, 5_400], [100_400 * 0.95, 100_400 * 0.05])
+    assert p == pytest.approx(ref.pvalue)
+
+
+def test_design_effect() -> None:
+    assert rs.design_effect(1, 0.5) == 1.0
+    assert rs.design_effect(20, 0.02) == pytest.approx(1.38)
+    assert rs.design_effect(20, 0.02, cv=1.0) == pytest.approx(1 + 0.02 * 39)
+    with pytest.raises(ValueError):
+        rs.design_effect(0.5, 0.02)
+
+
+# ---------------------------------------------------------------------------
+# Traffic as it arrives, simulation, the package
+# ---------------------------------------------------------------------------
+
+
+def test_labelled_components_match_quadrature() -> None:
+    from rolloutlang.stats.traffic import OMEGA, labelled_components, worst_phase
+
+    delay = rs.LabelDelay.lognormal(2.0, p95_hours=8.0)
+    windows = [(0.0, 6 * 3600.0), (6 * 3600.0, 30 * 3600.0)]
+    looks = [6 * 3600.0, 20 * 3600.0, 30 * 3600.0]
+    comps = labelled_components(windows, looks, delay)
+    for k, t in enumerate(looks):
+        for s, (a, b) in enumerate(windows):
+            end = min(b, t)
+            if end <= a:
+                continue
+            for values, g, err in ((comps.constant, lambda u: 1.0, 1e-7),
+                                   (comps.cosine, lambda u: math.cos(OMEGA * u), 5e-4),
+                                   (comps.sine, lambda u: math.sin(OMEGA * u), 5e-4)):
+                ref, _ = integrate.quad(lambda u, g=g, t=t: g(u) * delay.cdf((t - u) / 3600), a, end, limit=400)
+                # C0 is exact; the diurnal terms are within 5e-4 of the stage's labelled total.
+                assert values[k, s] == pytest.approx(ref, abs=err * comps.constant[k, s] + 1e-6)
+    # The worst phase beats every other on the weighted count at the last look.
+    weights = [0.05 * 0.95, 0.25]
+    psi = worst_phase(comps, weights)
+    worst = comps.labelled(1.0, 0.3, psi)[-1] @ np.array(weights)
+    others = [comps.labelled(1.0, 0.3, p)[-1] @ np.array(weights) for p in np.linspace(0, 2 * math.pi, 97)]
+    assert worst <= min(others) + 1e-9
+
+
+def test_simulated_crossings_agree_with_the_recursion_and_are_reproducible(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from rolloutlang.stats.montecarlo import simulate_crossings
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fr = rs.equal_fractions(6)
+    upper = list(rs.spending_bounds(fr, 0.05, "pocock"))
+    lower = [-3.0] * 6
+    exact = rs.crossing_probabilities(upper, fr, 1.5, lower)
+    sim = simulate_crossings(lower, upper, fr, 1.5, 20_000)
+    assert sum(sim.upper) == pytest.approx(exact.total_upper, abs=4 * sim.standard_error)
+    assert sum(sim.lower) == pytest.approx(exact.total_lower, abs=4 * math.sqrt(0.01 / 20_000) + 1e-3)
+    assert list((tmp_path / "rolloutlang" / "crossings").iterdir())  # kept for the next run
+    again = simulate_crossings(lower, upper, fr, 1.5, 20_000)
+    fresh = simulate_crossings(lower, upper, fr, 1.5, 20_000, use_cache=False)
+    assert again == sim == fresh
+
+
+def test_importing_the_kernel_imports_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, rolloutlang.stats as s; s.normal_quantile(0.9); s.gate_windows; "
+            "print(' '.join(m for m in ('numpy', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
+    assert sorted(rs.__all__) == sorted(set(rs.__all__))
+    for name in rs.__all__:
+        assert getattr(rs, name) is not None
+    with pytest.raises(AttributeError):
+        _ = rs.not_a_name

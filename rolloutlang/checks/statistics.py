@@ -98,20 +98,22 @@ def metric_value(metric: ir.LabelMetric, value: float) -> str:
 
 
 def pct(x: float) -> str:
-    """A share for people: `41%`, with more digits only where rounding would say 0% or 100%.
+    """A probability for people: `41%`, `4.9%`, `0.41%`, `99.6%`, `<0.01%`, `>99.99%`.
 
-    Below 0.01% it is `<0.01%`, above 99.99% `>99.99%`: further digits mean nothing to a reviewer.
+    Two significant digits below 10% (false-alarm rates live there), whole
+    percents in the middle, and never a rounded 0% or 100% that is not exact.
     """
-    if 0 < x < 1e-4:
+    if x <= 0.0 or x >= 1.0:
+        return "0%" if x <= 0.0 else "100%"
+    if x < 1e-4:
         return "<0.01%"
-    if 1 - 1e-4 < x < 1:
+    if x > 1 - 1e-4:
         return ">99.99%"
-    text = f"{x * 100:.0f}"
-    if 0 < x < 1 and text in ("0", "100"):
-        text = f"{x * 100:.2g}" if x < 0.5 else f"{math.floor(x * 1000) / 10:.1f}"
-        if x >= 0.5:
-            text = f"{math.floor(x * 10000) / 100:.2f}".rstrip("0").rstrip(".") if text == "100.0" else text
-    return text + "%"
+    if x < 0.1:
+        return f"{x * 100:.2g}%"
+    if x >= 0.995:
+        return f"{math.floor(x * 1000) / 10:.1f}%"
+    return f"{x * 100:.0f}%"
 
 
 def _lengths(old_s: float, new_s: float) -> tuple[str, str]:
@@ -292,7 +294,7 @@ def _peeking(gate: ir.BusinessGate, gp: GatePlan) -> Iterator[Diagnostic]:
         "RL512", f"gate `{gate.name}` repeats a fixed-horizon test at {looks} looks: that is peeking", where,
         label=f"{looks} looks", notes=(
             f"a fixed-horizon test looks once; repeated at these looks it fails a candidate exactly at the margin "
-            f"{pct(naive)} of the time instead of {pct(gp.spec.side_alpha)}",),
+            f"{pct(naive)} of the time instead of {gp.spec.side_alpha * 100:.3g}%",),
         help=f"to look often, use a sequential test (`sequential obrien-fleming`, or `msprt` to look at any time); "
              f"to keep the fixed test, drop {interval} so it looks once, at the end of `{last}`",
     )
@@ -324,7 +326,6 @@ def _power(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, metric: ir.La
     achieved = gp.power
     if achieved >= gate.power:
         return
-    from rolloutlang.stats.designs import boundaries, operating_characteristics
     from rolloutlang.stats.gates import plan_gate, stretched
     from rolloutlang.stats.normal import normal_cdf, normal_quantile, solve_for_power
 
@@ -334,12 +335,8 @@ def _power(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, metric: ir.La
     assert base is not None
 
     def power_with(stretch: float) -> float:
-        longer = plan_gate(rollout, gate, plan, windows=stretched(active, target, stretch), characterize=False)
-        if longer is None or not longer.kept:
-            return 0.0
-        infos = [longer.samples[i].information for i in longer.kept]
-        oc = operating_characteristics(longer.spec, boundaries(longer.spec, infos), longer.spec.effect)
-        return oc.p_fail if gate.hypothesis == "harm" else oc.p_promote
+        longer = plan_gate(rollout, gate, plan, windows=stretched(active, target, stretch))
+        return longer.power if longer is not None else 0.0
 
     only_larger = ("if only a larger change matters, size the power there (`power "
                    f"{gate.power * 100:g}% at {_larger(gate)}`)") if gate.hypothesis == "harm" else \

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Literal
@@ -380,14 +380,29 @@ def decide(
     return Decision(outcome, z, lower, upper, info, fraction, look, reason, estimate.difference)
 
 
-def operating_characteristics(spec: TestSpec, bounds: Boundaries, theta: float) -> OperatingCharacteristics:
+def operating_characteristics(spec: TestSpec, bounds: Boundaries, theta: float,
+                              informations: Sequence[float] | None = None) -> OperatingCharacteristics:
     """P(first decision at each look is fail / allow promotion) when the true change is ``theta``.
 
-    Exact (recursive integration) up to :data:`EXACT_LOOK_LIMIT` looks, then a
-    seeded simulation of the same boundaries (cached in this process).
+    ``informations`` are the looks' informations when the change is ``theta``
+    (the estimate's variance depends on the rates it is made of); by default,
+    the ones the boundaries were set at.  Group-sequential and fixed bounds
+    stay where the plan set them (spending depends only on fractions, which
+    barely move); mSPRT and Bayesian bounds follow the information.  Exact
+    (recursive integration) up to :data:`EXACT_LOOK_LIMIT` looks, then a seeded
+    simulation of the same boundaries (cached).
     """
-    drift = spec.standardized(theta) * math.sqrt(bounds.reference)
-    return _characteristics(bounds.lower, bounds.upper, bounds.fractions, drift, theta)
+    lower, upper = bounds.lower, bounds.upper
+    if informations is None:
+        infos = bounds.informations
+    else:
+        infos = tuple(float(i) for i in informations)
+        if spec.test in ("msprt", "bayesian"):
+            moved = boundaries(spec, infos)
+            lower, upper = moved.lower, moved.upper
+    drift = spec.standardized(theta) * math.sqrt(infos[-1])
+    fractions = tuple(i / infos[-1] for i in infos)
+    return _characteristics(lower, upper, fractions, drift, theta)
 
 
 @lru_cache(maxsize=1024)
@@ -412,18 +427,24 @@ class GateCharacteristics:
 
     spec: TestSpec
     bounds: Boundaries
+    informations_at: Callable[[float], Sequence[float]] | None = None
+
+    def under(self, theta: float) -> OperatingCharacteristics:
+        """The operating characteristics when the true change is ``theta`` (test scale)."""
+        infos = self.informations_at(theta) if self.informations_at is not None else None
+        return operating_characteristics(self.spec, self.bounds, theta, infos)
 
     @cached_property
     def no_change(self) -> OperatingCharacteristics:
-        return operating_characteristics(self.spec, self.bounds, 0.0)
+        return self.under(0.0)
 
     @cached_property
     def at_margin(self) -> OperatingCharacteristics:
-        return operating_characteristics(self.spec, self.bounds, self.spec.margin)
+        return self.under(self.spec.margin)
 
     @cached_property
     def at_effect(self) -> OperatingCharacteristics:
-        return operating_characteristics(self.spec, self.bounds, self.spec.effect)
+        return self.under(self.spec.effect)
 
     @property
     def power(self) -> float:
@@ -447,6 +468,11 @@ class GateCharacteristics:
         return self.at_margin.p_fail if self.spec.hypothesis == "harm" else self.at_margin.p_promote
 
 
-def characterize(spec: TestSpec, informations: Sequence[float]) -> GateCharacteristics:
-    """Boundaries at the planned looks (the last is the gate's last) and, on demand, what they do."""
-    return GateCharacteristics(spec=spec, bounds=boundaries(spec, informations))
+def characterize(spec: TestSpec, informations: Sequence[float],
+                 informations_at: Callable[[float], Sequence[float]] | None = None) -> GateCharacteristics:
+    """Boundaries at the planned looks (the last is the gate's last) and, on demand, what they do.
+
+    ``informations_at(theta)`` gives the looks' informations under a true change
+    (test scale); without it they are the planned ones whatever the change.
+    """
+    return GateCharacteristics(spec=spec, bounds=boundaries(spec, informations), informations_at=informations_at)

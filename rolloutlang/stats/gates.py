@@ -219,6 +219,8 @@ class LookSample:
         n_control, n_candidate: labelled requests per arm.
         information: of the stratified estimate, at no change, design effect included.
         pooled_information: of the same labels pooled across stages (for the efficiency).
+        strata: (control, candidate) labelled requests of each of the gate's timed stages.
+        shares: each of those stages' candidate share (0-1).
     """
 
     look: Look
@@ -226,6 +228,8 @@ class LookSample:
     n_candidate: float
     information: float
     pooled_information: float
+    strata: tuple[tuple[float, float], ...] = ()
+    shares: tuple[float, ...] = ()
 
     @property
     def efficiency(self) -> float:
@@ -290,12 +294,7 @@ class GatePlan:
         """(time, P(first fail there)) at each kept look, under the sized effect (or ``theta``, test scale)."""
         if self.characteristics is None:
             return []
-        if theta is None:
-            oc = self.characteristics.at_effect
-        else:
-            from rolloutlang.stats.designs import operating_characteristics
-
-            oc = operating_characteristics(self.spec, self.characteristics.bounds, theta)
+        oc = self.characteristics.at_effect if theta is None else self.characteristics.under(theta)
         return [(self.samples[i].look.time_s, p) for i, p in zip(self.kept, oc.fail, strict=True)]
 
 
@@ -347,7 +346,8 @@ def plan_gate(rollout: ir.Rollout, gate: ir.BusinessGate, plan: Plan,
         n_c = float(sum(row[s] * (1.0 - shares[s]) for s in range(len(shares))))
         info = float(sum(row[s] * weights[s] for s in range(len(shares)))) * scale
         pooled = n_c * n_t / (n_c + n_t) * scale if n_c > 0 and n_t > 0 else 0.0
-        samples.append(LookSample(look, n_c, n_t, info, pooled))
+        strata = tuple((float(row[s] * (1.0 - shares[s])), float(row[s] * shares[s])) for s in range(len(shares)))
+        samples.append(LookSample(look, n_c, n_t, info, pooled, strata, tuple(shares)))
     kept: list[int] = []
     for i, sample in enumerate(samples):
         if sample.information > 0 and (not kept or sample.information > samples[kept[-1]].information * (1 + 1e-9)):
@@ -357,7 +357,17 @@ def plan_gate(rollout: ir.Rollout, gate: ir.BusinessGate, plan: Plan,
     if spec.test == "fixed" and len(kept) > 1:
         kept = kept[-1:]  # a fixed test with several looks (RL512): size its one honest look, the last
     infos = [samples[i].information for i in kept]
-    characteristics = characterize_gate(spec, infos) if kept and characterize else None
+    kept_samples = [samples[i] for i in kept]
+
+    def informations_at(theta: float) -> list[float]:
+        """The kept looks' informations when the true change is ``theta`` (test scale)."""
+        change = math.expm1(theta) if gate.relative else theta
+        var_c = unit_variance(metric.kind, metric.baseline, metric.sd, gate.relative)
+        var_t = unit_variance(metric.kind, treated_value(gate, metric, change), metric.sd, gate.relative)
+        return [sum(1.0 / (var_t / nt + var_c / nc) for nc, nt in s.strata if nc > 0 and nt > 0)
+                / unit.design_effect for s in kept_samples]
+
+    characteristics = characterize_gate(spec, infos, informations_at) if kept and characterize else None
     thinned = looks_count(gate, active)
     return GatePlan(gate=gate, metric=metric, spec=spec, samples=tuple(samples), kept=tuple(kept),
                     characteristics=characteristics, randomization=unit, start_hour=start_hour, worst_start=worst,
