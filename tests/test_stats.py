@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from scipy import integrate
 from scipy.stats import multivariate_normal
 
+from rolloutlang import ir
 from rolloutlang import stats as rs
 
 sm_power = pytest.importorskip("statsmodels.stats.power")
@@ -875,3 +876,69 @@ def test_importing_the_kernel_imports_nothing_heavy() -> None:
         assert getattr(rs, name) is not None
     with pytest.raises(AttributeError):
         _ = rs.not_a_name
+
+
+# ---------------------------------------------------------------------------
+# SLO and sample-ratio gates at a window
+# ---------------------------------------------------------------------------
+
+
+def _slo(condition: str) -> ir.SloGate:
+    from tests.helpers import demo_spec, program_of
+
+    (rollout,) = program_of(demo_spec(f"  gate g: {condition}\n  on g fail: rollback now\n")).rollouts()
+    gate = rollout.gate("g")
+    assert isinstance(gate, ir.SloGate)
+    return gate
+
+
+def test_slo_windows_never_pass_on_no_data() -> None:
+    latency = _slo("p99 latency < 250ms, min samples 100")
+    assert rs.slo_window(latency, rs.SloWindow(0.2, candidate_requests=500)) == "pass"
+    assert rs.slo_window(latency, rs.SloWindow(0.3, candidate_requests=500)) == "fail"
+    for empty in (rs.SloWindow(None), rs.SloWindow(math.nan, candidate_requests=500),
+                  rs.SloWindow(0.2, candidate_requests=99), rs.SloWindow(0.2, candidate_requests=0),
+                  rs.SloWindow(0.2)):
+        assert rs.slo_window(latency, empty) == "inconclusive"
+    # Without `min samples` an unknown count is fine, an empty window is not.
+    plain = _slo("error rate < 0.5%")
+    assert rs.slo_window(plain, rs.SloWindow(0.001)) == "pass"
+    assert rs.slo_window(plain, rs.SloWindow(0.001, candidate_requests=0)) == "inconclusive"
+
+
+def test_slo_change_windows_compare_with_stable() -> None:
+    slower = _slo("p99 latency change < +10%")
+    assert rs.slo_window(slower, rs.SloWindow(0.197, 0.180)) == "pass"
+    assert rs.slo_window(slower, rs.SloWindow(0.199, 0.180)) == "fail"
+    assert rs.slo_window(slower, rs.SloWindow(0.199, None)) == "inconclusive"
+    points = _slo("error rate change < +0.1% absolute, min samples 1000")
+    assert rs.slo_window(points, rs.SloWindow(0.0025, 0.002, 5000, 5000)) == "pass"
+    assert rs.slo_window(points, rs.SloWindow(0.0035, 0.002, 5000, 5000)) == "fail"
+    assert rs.slo_window(points, rs.SloWindow(0.0035, 0.002, 5000, 900)) == "inconclusive"
+
+
+def test_slo_gate_fails_after_n_failed_windows_and_pauses_without_data() -> None:
+    gate = _slo("p99 latency < 250ms, every 1m, fail after 3")
+    assert rs.slo_gate(gate, ["fail", "pass", "fail"]) == "pass"
+    assert rs.slo_gate(gate, ["fail", "inconclusive", "fail", "fail"]) == "fail"
+    assert rs.slo_gate(gate, ["pass", "inconclusive"]) == "inconclusive"
+    assert rs.slo_gate(gate, []) == "inconclusive"
+
+
+def test_slo_baseline_defaults() -> None:
+    assert rs.slo_baseline(_slo("p99 latency < 250ms, baseline 180ms")) == (pytest.approx(0.18), False)
+    assert rs.slo_baseline(_slo("p99 latency < 250ms")) == (pytest.approx(0.2), True)
+    assert rs.slo_baseline(_slo("saturation > 50%")) == (pytest.approx(0.625), True)
+    assert rs.slo_baseline(_slo("error rate change < +10%")) == (pytest.approx(0.001), True)
+
+
+def test_srm_window() -> None:
+    from tests.helpers import demo_spec, program_of
+
+    (rollout,) = program_of(demo_spec("  gate s: srm, min samples 1000\n  on s fail: pause\n")).rollouts()
+    gate = rollout.gate("s")
+    assert isinstance(gate, ir.SrmGate)
+    assert rs.srm_window(gate, 9_500, 500, 0.05) == "pass"
+    assert rs.srm_window(gate, 9_300, 700, 0.05) == "fail"  # z = 9.2
+    assert rs.srm_window(gate, 950, 49, 0.05) == "inconclusive"
+    assert rs.srm_window(gate, 0, 0, 0.05) == "inconclusive"

@@ -21,6 +21,8 @@ Modules
     schedule      the phases a gate is evaluated in (:func:`gate_windows`; no numpy)
     traffic       labelled requests with the daily traffic shape, the worst start
     montecarlo    seeded, cached simulation of boundary crossings (many looks)
+    slo           an SLO or sample-ratio gate at one window (no data is inconclusive),
+                  `fail after N`, and the SLO `baseline` defaults
     gates         IR -> :class:`TestSpec` (:func:`test_spec`) and a gate's looks,
                   labels, information and operating characteristics on its plan
                   (:func:`plan_gate`); the plan's false-rollback rate
@@ -39,8 +41,14 @@ Judging a business gate at a look (the simulator and `rollout evaluate`)::
 ``history`` is the information at the gate's earlier looks (spending depends
 on when they were), ``reference`` the planned information at its last look
 (``planned.samples[-1].information``); an estimate without information (no
-data) is ``inconclusive``, never a pass.  For vectorised simulation,
-:func:`boundaries` gives the per-look bounds on ``Z = s (estimate - margin) /
+data) is ``inconclusive``, never a pass.  SLO and sample-ratio gates::
+
+    outcome = stats.slo_window(gate, stats.SloWindow(candidate=0.21, stable=0.18, candidate_requests=900))
+    verdict = stats.slo_gate(gate, outcomes_so_far)        # applies `fail after N`
+    outcome = stats.srm_window(srm_gate, n_control, n_candidate, candidate_share=0.05)
+    value, assumed = stats.slo_baseline(gate)              # the stable value to simulate from
+
+For vectorised simulation, :func:`boundaries` gives the per-look bounds on ``Z = s (estimate - margin) /
 SE`` once, and :func:`operating_characteristics` their exact crossing
 probabilities.
 """
@@ -125,6 +133,7 @@ if TYPE_CHECKING:
         sequential_power,
         spending_bounds,
     )
+    from rolloutlang.stats.slo import SloWindow, slo_baseline, slo_gate, slo_window, srm_window
 
 __all__ = [
     "ArmData",
@@ -141,6 +150,7 @@ __all__ = [
     "OperatingCharacteristics",
     "Outcome",
     "PlanFalseRollbacks",
+    "SloWindow",
     "Spending",
     "SpendingFunction",
     "StageWindow",
@@ -178,8 +188,12 @@ __all__ = [
     "planned_information",
     "sample_ratio_mismatch",
     "sequential_power",
+    "slo_baseline",
+    "slo_gate",
+    "slo_window",
     "solve_for_power",
     "spending_bounds",
+    "srm_window",
     "statistic",
     "test_spec",
     "two_proportion_power",
@@ -190,7 +204,8 @@ __all__ = [
 
 # Searched in this order on first use; the light modules come first, so the
 # scalar helpers never import numpy.
-_MODULES = ("normal", "schedule", "delays", "fixed", "sequential", "always_valid", "designs", "estimates", "gates")
+_MODULES = ("normal", "schedule", "delays", "fixed", "sequential", "always_valid", "designs", "estimates", "gates",
+            "slo")
 
 
 def __getattr__(name: str) -> Any:
