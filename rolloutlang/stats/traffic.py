@@ -65,48 +65,41 @@ def labelled_components(
     """The integrals behind the labelled requests of each window (start, end in seconds) at each look.
 
     Without ``diurnal`` only ``C0`` is computed (one exact piece per window).
+    Looks and piece edges sit on regular grids, so the delay law is evaluated
+    once per distinct time difference.
     """
     n_windows = len(windows)
     t = np.asarray(looks, dtype=np.float64)
-    starts: list[float] = []
-    ends: list[float] = []
-    owner: list[int] = []
-    for s, (a, b) in enumerate(windows):
-        if b <= a:
-            continue
-        count = max(1, math.ceil((b - a) / PIECE_S - 1e-9)) if diurnal else 1
-        edges = np.linspace(a, b, count + 1)
-        starts.extend(edges[:-1].tolist())
-        ends.extend(edges[1:].tolist())
-        owner.extend([s] * count)
     shape = (t.size, n_windows)
-    if not starts:
+    edges: list[FloatArray] = []
+    firsts: list[int] = []  # index of each window's first piece
+    for a, b in windows:
+        count = max(1, math.ceil((b - a) / PIECE_S - 1e-9)) if diurnal and b > a else 1
+        firsts.append(sum(e.size - 1 for e in edges))
+        edges.append(np.linspace(a, max(a, b), count + 1))
+    if not edges or t.size == 0:
         zeros = np.zeros(shape)
         return LabelledComponents(zeros, zeros, zeros)
-    p = np.asarray(starts)[None, :]
-    q = np.minimum(np.asarray(ends)[None, :], t[:, None])
-    active = q > p
-    q = np.where(active, q, p)
-    # Integral over [p, q] of F((T - u) / 1h) du = 1h * (G((T - p)/1h) - G((T - q)/1h)).
-    g_start = delay.integrated_cdf((t[:, None] - p) / HOUR_S)
-    g_end = delay.integrated_cdf((t[:, None] - q) / HOUR_S)
-    mass = np.where(active, HOUR_S * (g_start - g_end), 0.0)
-    idx = np.asarray(owner)
-
-    def per_window(values: FloatArray) -> FloatArray:
-        out = np.zeros(shape)
-        for k in range(t.size):
-            out[k] = np.bincount(idx, weights=values[k], minlength=n_windows)
-        return out
-
-    constant = per_window(mass)
+    p = np.concatenate([e[:-1] for e in edges])[None, :]
+    q_full = np.concatenate([e[1:] for e in edges])[None, :]
+    # Integral over [p, min(q, T)] of F((T - u) / 1h) du = 1h * (G((T - p)+ / 1h) - G((T - q)+ / 1h)).
+    x = np.concatenate((np.maximum(t[:, None] - p, 0.0), np.maximum(t[:, None] - q_full, 0.0)), axis=1)
+    distinct, where = np.unique(np.round(x / HOUR_S, 9), return_inverse=True)
+    g = np.asarray(delay.integrated_cdf(distinct), dtype=np.float64)[where].reshape(x.shape)
+    half = p.shape[1]
+    mass = HOUR_S * (g[:, :half] - g[:, half:])
+    starts = np.asarray(firsts)
+    constant = np.add.reduceat(mass, starts, axis=1)
     if not diurnal:
         zeros = np.zeros(shape)
         return LabelledComponents(constant, zeros, zeros)
+    q = np.minimum(q_full, t[:, None])
+    active = q > p
     width = np.where(active, q - p, 1.0)
     mean_cos = np.where(active, (np.sin(OMEGA * q) - np.sin(OMEGA * p)) / (OMEGA * width), 0.0)
     mean_sin = np.where(active, (np.cos(OMEGA * p) - np.cos(OMEGA * q)) / (OMEGA * width), 0.0)
-    return LabelledComponents(constant, per_window(mass * mean_cos), per_window(mass * mean_sin))
+    return LabelledComponents(constant, np.add.reduceat(mass * mean_cos, starts, axis=1),
+                              np.add.reduceat(mass * mean_sin, starts, axis=1))
 
 
 def worst_phase(components: LabelledComponents, weights: Sequence[float], look: int = -1) -> float:
