@@ -385,7 +385,7 @@ def _power(rollout: ir.Rollout, plan: Plan, plans: dict[str, GatePlan]) -> list[
     lines.append("")
     lines.extend(_power_table([plans[g.name] for g in business if g.name in plans]))
     lines.append("")
-    lines.extend(_assumptions(rollout, [plans[g.name] for g in business if g.name in plans]))
+    lines.extend(f"- {line}" for line in _assumptions(rollout, [plans[g.name] for g in business if g.name in plans]))
     from rolloutlang.stats.gates import plan_false_rollbacks
 
     frr = plan_false_rollbacks(rollout, plan, plans)
