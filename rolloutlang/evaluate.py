@@ -1,16 +1,21 @@
 """`rollout evaluate`: judge one gate in production from Prometheus, for Argo's job metrics and for people.
 
 The gates Prometheus alone cannot judge are the business gates (a
-statistical test between the arms, with alpha spent over looks) and the drift
-gates (a divergence between two binned distributions).  This module reads the
-numbers with the conventions of :mod:`rolloutlang.queries`, applies the
-spec's test, and returns an :class:`Evaluation` whose verdict is ``pass``,
-``fail`` or ``inconclusive``.  SLO gates can be evaluated too, with the same
+statistical test between the arms, with alpha spent over looks), the drift
+gates (a divergence between two binned distributions) and the SLO gates that
+compare the candidate with stable (`p99 latency change < +10%`) or need
+`min samples`.  This module reads the numbers with the conventions of
+:mod:`rolloutlang.queries`, applies the spec's rule, the one the checks size
+(:func:`rolloutlang.stats.decide` for business gates,
+:func:`rolloutlang.stats.slo_window` for SLO gates), and returns an
+:class:`Evaluation` whose verdict is ``pass``, ``fail`` or ``inconclusive``
+(a business gate that has shown what it tests, ``promote-allowed`` in the
+statistics, passes).  SLO threshold gates can be evaluated too, with the same
 query the generated AnalysisTemplate runs.
 
 Stateless: a look at a business gate recomputes the earlier looks'
 information from Prometheus history instead of remembering it.  The looks
-are the plan's (``rolloutlang.checks.statistics.gate_looks``); look ``k``
+are the plan's (:func:`rolloutlang.stats.gates.gate_looks`); look ``k``
 runs now, so the gate started ``offset_k`` ago and look ``j`` happened
 ``offset_k - offset_j`` ago, on the plan's schedule.  A manual pause between
 two looks shifts that reconstruction by its length; Lan-DeMets spending stays
@@ -34,6 +39,8 @@ from rolloutlang.prometheus import PrometheusError, Sample, Unreachable
 
 if TYPE_CHECKING:
     from rolloutlang.plan import Plan
+    from rolloutlang.stats import ArmData as stats_ArmData
+    from rolloutlang.stats import Estimate as stats_Estimate
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "inconclusive": 3}
@@ -173,6 +180,9 @@ def evaluate_gate(rollout: ir.Rollout, plan: Plan, gate_name: str, fetch: Fetch,
             result = _slo(rollout, gate, reader, at)
         elif isinstance(gate, ir.DriftGate):
             result = _drift(rollout, gate, reader, at)
+        elif isinstance(gate, ir.SrmGate):
+            raise EvaluationError(f"`rollout evaluate` does not judge sample-ratio gate `{gate.name}` yet: the "
+                                  "split in force is the Rollout's, which a job cannot read")
         else:
             result = _business(rollout, plan, gate, reader, at, look, start)
     except queries.MissingValue as exc:
@@ -191,17 +201,65 @@ def evaluate_gate(rollout: ir.Rollout, plan: Plan, gate_name: str, fetch: Fetch,
 # -- SLO gates ---------------------------------------------------------------------------------------
 
 
-def _slo(rollout: ir.Rollout, gate: ir.SloGate, reader: _Reader, at: float) -> Evaluation:
+REQUESTS = "sum(increase(istio_requests_total{$istio}[$window]))"
+
+
+def _slo_window(rollout: ir.Rollout, gate: ir.SloGate, reader: _Reader, end: float
+                ) -> tuple[Verdict, str, dict[str, Any]]:
+    """One measuring window of an SLO gate: its outcome, why, and the numbers."""
+    from rolloutlang import stats
+
     text, _ = queries.slo_query(rollout, gate)
     quantile = gate.percentile / 100.0 if gate.percentile is not None else None
-    value = reader.scalar(gate.signal, text, queries.CANARY, at, queries.slo_window_s(gate), quantile)
-    stats: dict[str, Any] = {"value": value, "threshold": gate.threshold, "op": gate.op}
-    if value is None:
-        return Evaluation(rollout.name, gate.name, "slo", "inconclusive", at,
-                          "the query returned no single number (no data, NaN or several series)", stats)
-    ok = holds(value, gate.op, gate.threshold)
-    return Evaluation(rollout.name, gate.name, "slo", "pass" if ok else "fail", at,
-                      f"{value:.6g} {'meets' if ok else 'breaches'} {gate.op} {gate.threshold:g}", stats)
+    window_s = queries.slo_window_s(gate)
+    value = reader.scalar(gate.signal, text, queries.CANARY, end, window_s, quantile)
+    stable = None
+    if gate.comparison == "change":
+        stable = reader.scalar(gate.signal, text, queries.STABLE, end, window_s, quantile)
+    counts: list[float | None] = [None, None]
+    if gate.min_samples is not None:
+        arms = (queries.CANARY, queries.STABLE) if gate.comparison == "change" else (queries.CANARY,)
+        for i, arm in enumerate(arms):
+            counts[i] = reader.scalar("requests", REQUESTS, arm, end, window_s)
+    numbers: dict[str, Any] = {"value": value}
+    if gate.comparison == "change":
+        numbers["stable_value"] = stable
+    if gate.min_samples is not None:
+        numbers.update(candidate_requests=counts[0], stable_requests=counts[1])
+    outcome = stats.slo_window(gate, stats.SloWindow(value, stable, counts[0], counts[1]))
+    if outcome == "inconclusive":
+        why = ("the query returned no single number (no data, NaN or several series)"
+               if value is None or (gate.comparison == "change" and stable is None)
+               else f"fewer than {gate.min_samples} requests in the window")
+        return "inconclusive", why, numbers
+    assert value is not None
+    verb = "meets" if outcome == "pass" else "breaches"
+    if gate.comparison == "change":
+        assert stable is not None
+        change = value / stable - 1.0 if gate.relative else value - stable
+        numbers["change"] = change
+        return ("pass" if outcome == "pass" else "fail"), \
+            f"change {change:+.6g} against stable {verb} {gate.op} {gate.threshold:+g}", numbers
+    return ("pass" if outcome == "pass" else "fail"), f"{value:.6g} {verb} {gate.op} {gate.threshold:g}", numbers
+
+
+def _slo(rollout: ir.Rollout, gate: ir.SloGate, reader: _Reader, at: float) -> Evaluation:
+    """The gate over its last `fail after N` windows: it fails when each of them breached (as drift gates do)."""
+    windows = [_slo_window(rollout, gate, reader, at - k * gate.interval_s) for k in range(gate.failure_limit)]
+    verdict, reason, numbers = windows[0]
+    stats_out: dict[str, Any] = {**numbers, "threshold": gate.threshold, "op": gate.op,
+                                 "comparison": gate.comparison}
+    if gate.comparison == "change":
+        stats_out["relative"] = gate.relative
+    if gate.min_samples is not None:
+        stats_out["min_samples"] = gate.min_samples
+    if len(windows) > 1:
+        stats_out["windows"] = [w[0] for w in windows]
+        if verdict == "fail" and any(w[0] != "fail" for w in windows):
+            breaches = sum(1 for w in windows if w[0] == "fail")
+            verdict = "pass"
+            reason += f", in {breaches} of the last {len(windows)} windows (`fail after {gate.failure_limit}`)"
+    return Evaluation(rollout.name, gate.name, "slo", verdict, at, reason, stats_out)
 
 
 # -- drift gates -------------------------------------------------------------------------------------
@@ -382,16 +440,6 @@ def _arm(metric: ir.LabelMetric, parts: dict[str, float | None]) -> ArmData | No
     return ArmData(n, mean, variance)
 
 
-def _pooled(look: LookData, metric: ir.LabelMetric) -> LookData:
-    """Binary arms with the pooled proportion's variance: the two-proportion z-test under "no change"."""
-    if metric.kind != "binary" or look.candidate is None or look.stable is None:
-        return look
-    c, s = look.candidate, look.stable
-    p = (c.mean * c.n + s.mean * s.n) / (c.n + s.n)
-    v = p * (1.0 - p)
-    return LookData(look.at, ArmData(c.n, c.mean, v), ArmData(s.n, s.mean, v))
-
-
 def _read_look(rollout: ir.Rollout, metric: ir.LabelMetric, reader: _Reader, start: float, at: float) -> LookData:
     window = at - start
     if window <= 0:
@@ -403,95 +451,40 @@ def _read_look(rollout: ir.Rollout, metric: ir.LabelMetric, reader: _Reader, sta
             text, _ = queries.label_query(rollout, metric, part)
             parts[part] = reader.scalar(f"{metric.name} {part}", text, arm, at, window)
         arms[arm] = _arm(metric, parts)
-    return _pooled(LookData(at, arms[queries.CANARY], arms[queries.STABLE]), metric)
+    return LookData(at, arms[queries.CANARY], arms[queries.STABLE])
 
 
-def planned_information(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, metric: ir.LabelMetric) -> float | None:
-    """The information (1 / variance of the difference) the plan expects at the gate's last look."""
-    from rolloutlang.checks import statistics as st
-
-    windows = st.gate_windows(plan, gate)
-    looks = st.gate_looks(gate, windows)
-    if rollout.traffic is None or not looks:
-        return None
-    sample = st.labelled_samples(windows, looks[-1].time_s, rollout.traffic.rate_rps, st.delay_model(metric.delay))
-    if sample.n_control <= 0 or sample.n_candidate <= 0:
-        return None
-    if metric.kind == "binary":
-        variance = metric.baseline * (1.0 - metric.baseline)
-    else:
-        assert metric.sd is not None
-        variance = metric.sd**2
-    return 1.0 / (variance / sample.n_control + variance / sample.n_candidate)
-
-
-@dataclass(frozen=True)
-class BusinessDecision:
-    """What the gate's test says at a look: the verdict, the bound it used and why."""
-
-    verdict: Verdict
-    bound: float | None
-    reason: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def decide_business(gate: ir.BusinessGate, z: float, fractions: Sequence[float], information: float,
-                    stable_mean: float, final: bool) -> BusinessDecision:
-    """The spec's test at one look: does the candidate's change cross the harmful bound?
-
-    This is the one place that turns a look into a decision (the statistics
-    kernel, ``rolloutlang.stats``, supplies the bounds).  ``z`` is (candidate
-    - stable) / SE; the harmful direction is down for a gate written with
-    ``>``/``>=`` (`ctr change > -1%`), up for ``<``/``<=``.  ``fractions`` are
-    the information fractions of the looks so far, the last being this one.
-    A two-sided test fails only on the harmful side.
-    """
+def _kernel_arm(arm: ArmData, metric: ir.LabelMetric) -> stats_ArmData:
+    """The counts of one arm as the statistics kernel reads them."""
     from rolloutlang import stats
 
-    harmful = -1.0 if gate.op in (">", ">=") else 1.0
-    toward_harm = harmful * z
-    one_sided = gate.sided == "one"
-    if gate.test == "group-sequential":
-        spending = gate.spending or "obrien-fleming"
-        ts: list[float] = []
-        for t in fractions:
-            if t > 0 and (not ts or t > ts[-1] + 1e-12):
-                ts.append(min(t, 1.0))
-        if not ts:
-            return BusinessDecision("inconclusive", None, "no information yet")
-        bound = stats.spending_bounds(ts, gate.alpha, spending, one_sided)[-1]
-        spent = stats.alpha_spent(spending, gate.alpha if one_sided else gate.alpha / 2, ts[-1])
-        extra = {"alpha_spent": spent, "information_fractions": ts}
-    elif gate.test == "fixed":
-        if not final:
-            return BusinessDecision("pass", None, "a fixed-horizon test decides only at its last look")
-        bound = stats.normal_quantile(1.0 - (gate.alpha if one_sided else gate.alpha / 2))
-        extra = {}
-    elif gate.test == "msprt":
-        scale = abs(gate.tau if gate.tau is not None else gate.effect)
-        tau = scale * abs(stable_mean) if gate.relative else scale
-        if tau <= 0 or information <= 0:
-            return BusinessDecision("inconclusive", None, "no information yet")
-        bound = stats.msprt_z_boundary(information, tau * tau, gate.alpha)
-        extra = {"tau": tau}
-    else:  # bayesian: flat prior, normal likelihood; fail when P(harm) > 1 - alpha
-        probability = stats.normal_cdf(toward_harm)
-        bound = stats.normal_quantile(1.0 - gate.alpha)
-        extra = {"probability_of_harm": probability}
-    if toward_harm >= bound:
-        return BusinessDecision("fail", bound, f"z = {z:+.3f} crosses the harmful bound {harmful * bound:+.3f}", extra)
-    return BusinessDecision("pass", bound, f"z = {z:+.3f} within the bound {harmful * bound:+.3f}", extra)
+    if metric.kind == "binary":
+        return stats.ArmData(units=arm.n, total=arm.mean * arm.n)
+    # Sum and sum of squares recovered from the mean and the (n - 1) variance.
+    return stats.ArmData(units=arm.n, total=arm.mean * arm.n,
+                         total_squares=arm.variance * (arm.n - 1.0) + arm.n * arm.mean * arm.mean)
+
+
+def _estimate(look: LookData, gate: ir.BusinessGate, metric: ir.LabelMetric) -> stats_Estimate:
+    from rolloutlang import stats
+
+    if look.candidate is None or look.stable is None:
+        return stats.Estimate(math.nan, math.inf)
+    return stats.estimate([(_kernel_arm(look.stable, metric), _kernel_arm(look.candidate, metric))],
+                          relative=gate.relative)
 
 
 def _business(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, reader: _Reader, at: float,
               look: int | None, start: float | None) -> Evaluation:
-    from rolloutlang.checks import statistics as st
+    from rolloutlang import stats
+    from rolloutlang.stats.gates import gate_looks, plan_gate
+    from rolloutlang.stats.schedule import gate_windows
 
     metric = rollout.label_metric(gate.metric)
     if metric is None:
         raise EvaluationError(f"gate `{gate.name}` reads metric `{gate.metric}`, which the rollout does not declare")
-    windows = st.gate_windows(plan, gate)
-    looks = st.gate_looks(gate, windows)
+    windows = gate_windows(plan, gate)
+    looks = gate_looks(gate, windows)
     if not looks:
         raise EvaluationError(f"gate `{gate.name}` has no look on the plan: it needs a timed canary stage "
                               "below 100% to compare the arms")
@@ -508,8 +501,10 @@ def _business(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, reader: _R
     data = [_read_look(rollout, metric, reader, begin, begin + offsets[j]) for j in range(k - 1)]
     data.append(_read_look(rollout, metric, reader, begin, at))
     current = data[-1]
-    stats_out: dict[str, Any] = {"look": k, "looks": len(looks), "test": gate.test, "alpha": gate.alpha,
-                                 "sided": gate.sided, "started_at": iso_time(begin)}
+    spec = stats.test_spec(rollout, gate)
+    stats_out: dict[str, Any] = {"look": k, "looks": len(looks), "test": gate.test, "hypothesis": gate.hypothesis,
+                                 "alpha": spec.alpha, "sided": gate.sided, "margin": gate.margin,
+                                 "effect": gate.effect, "started_at": iso_time(begin)}
     if current.candidate is not None:
         stats_out.update(candidate_n=current.candidate.n, candidate_mean=current.candidate.mean)
     if current.stable is not None:
@@ -517,23 +512,21 @@ def _business(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, reader: _R
     if not current.usable:
         return Evaluation(rollout.name, gate.name, "business", "inconclusive", at,
                           "an arm has no labelled data (or no variation) yet", stats_out, notes=notes)
+    planned = plan_gate(rollout, gate, plan, characterize=False)
+    reference = planned.samples[-1].information if planned is not None and planned.samples else None
+    if not reference:
+        notes.append("no traffic model to plan the information with: the looks' own information is the scale")
+    estimate = _estimate(current, gate, metric)
+    history = [_estimate(d, gate, metric).information for d in data[:-1]]
+    decision = stats.decide(spec, estimate, history, reference, final=k == len(looks))
+    verdict: Verdict = "pass" if decision.outcome == "promote-allowed" else decision.outcome
     assert current.stable is not None
-    maximum = planned_information(rollout, plan, gate, metric)
-    final = k == len(looks)
-    if maximum is None or maximum <= 0:  # no traffic model to plan with: the looks are taken as evenly spaced
-        fractions = [(j + 1) / len(looks) for j in range(k)]
-    else:
-        fractions = [min(d.information / maximum, 1.0) if d.usable else 0.0 for d in data]
-    if final:
-        fractions[-1] = 1.0  # the last look spends what is left
-    z = current.z
-    decision = decide_business(gate, z, fractions, current.information, current.stable.mean, final)
     relative = current.difference / current.stable.mean if current.stable.mean else math.nan
-    stats_out.update(difference=current.difference, relative_difference=relative, z=z,
-                     standard_error=current.standard_error, information=current.information,
-                     planned_information=maximum, bound=decision.bound, **decision.extra)
-    return Evaluation(rollout.name, gate.name, "business", decision.verdict, at, decision.reason, stats_out,
-                      notes=notes)
+    stats_out.update(outcome=decision.outcome, difference=current.difference, relative_difference=relative,
+                     estimate=estimate.difference, z=decision.statistic, lower=decision.lower,
+                     upper=decision.upper, information=decision.information, planned_information=reference,
+                     information_fraction=decision.fraction)
+    return Evaluation(rollout.name, gate.name, "business", verdict, at, decision.reason, stats_out, notes=notes)
 
 
 # -- acting in the cluster ---------------------------------------------------------------------------

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from rolloutlang import ir, queries
-from rolloutlang.checks import statistics as st
 from rolloutlang.diagnostics import Diagnostic, Severity, error, warning
 from rolloutlang.plan import Phase, Plan
 from rolloutlang.source import Span
+from rolloutlang.stats.gates import gate_looks
+from rolloutlang.stats.schedule import gate_windows
 from rolloutlang.targets import kube
 from rolloutlang.targets.base import CompileInput, Output, Target, TargetResult, dns_label
 from rolloutlang.units import duration_text
@@ -51,7 +52,7 @@ Action = Literal["abort", "pause", "dry-run"]
 class GateUse:
     """How a gate is compiled: by which provider, and what its failure does."""
 
-    gate: ir.SloGate | ir.DriftGate | ir.BusinessGate
+    gate: ir.AnyGate
     provider: Literal["prometheus", "job"]
     action: Action
     confirm_s: float = 0.0
@@ -59,14 +60,14 @@ class GateUse:
     @property
     def failure_limit(self) -> int:
         """Failed measurements tolerated before the metric fails (Argo fails at failureLimit + 1)."""
-        if self.provider == "job" or isinstance(self.gate, ir.BusinessGate):
+        if self.provider == "job" or isinstance(self.gate, ir.BusinessGate | ir.SrmGate):
             return 0  # `rollout evaluate` applies `fail after` and the confirmation wait itself
         extra = math.ceil(self.confirm_s / self.gate.interval_s - 1e-9) if self.confirm_s else 0
         return self.gate.failure_limit - 1 + extra
 
     @property
     def inconclusive_limit(self) -> int:
-        if self.provider == "job" or isinstance(self.gate, ir.BusinessGate):
+        if self.provider == "job" or isinstance(self.gate, ir.BusinessGate | ir.SrmGate):
             return 0
         return self.gate.failure_limit - 1
 
@@ -231,8 +232,8 @@ class _Build:
 
     # -- gates -------------------------------------------------------------------------------------
 
-    def _rules_for(self, gate: str) -> list[ir.RollbackRule]:
-        return [rule for rule in self.rollout.rules if gate in rule.gates]
+    def _rules_for(self, gate: str, event: str = "fail") -> list[ir.RollbackRule]:
+        return [rule for rule in self.rollout.rules if gate in rule.gates and rule.event == event]
 
     def _classify_gates(self) -> None:
         for gate in self.rollout.gates:
@@ -243,6 +244,20 @@ class _Build:
                           help="the Rollout runs without this gate; to gate on drift in production, use "
                                f"`psi`, `kl` or `js` of a scalar summary (e.g. `psi({gate.target}_norm)`), "
                                "exported as a histogram")
+                continue
+            if isinstance(gate, ir.SrmGate):
+                self.warn("RL716", f"gate `{gate.name}` is not compiled: `rollout evaluate` does not judge "
+                          "sample-ratio gates yet", gate.span, label="needs the split in force",
+                          help="the Rollout runs without this gate; watch the split with an SLO gate on a query "
+                               "of your own (`query split_ratio < 0.06`)")
+                continue
+            passing = self._rules_for(gate.name, "pass")
+            promote = next((rule.span for rule in passing if any(a.kind == "promote" for a in rule.actions)), None)
+            if promote is not None:
+                self.error("RL712", f"Argo Rollouts cannot promote early when gate `{gate.name}` passes", promote,
+                           label="`promote` on a metric",
+                           help="an analysis can only continue, pause or abort a Rollout: drop the rule and "
+                                "promote by hand when the gate passes (`kubectl argo rollouts promote --full`)")
                 continue
             rules = self._rules_for(gate.name)
             kinds = {a.kind for rule in rules for a in rule.actions}
@@ -286,7 +301,10 @@ class _Build:
                            help="Kubernetes names are lower case with `-`: rename one gate so the two differ "
                                 "after `_` becomes `-`")
                 continue
-            provider: Literal["prometheus", "job"] = "prometheus" if isinstance(gate, ir.SloGate) else "job"
+            # A threshold on one arm is a Prometheus metric; comparing the arms or counting requests (`min
+            # samples`) takes `rollout evaluate`.
+            prometheus = isinstance(gate, ir.SloGate) and gate.comparison == "threshold" and gate.min_samples is None
+            provider: Literal["prometheus", "job"] = "prometheus" if prometheus else "job"
             if provider == "job":
                 self.needs_evaluator = True
             self.uses.append(GateUse(gate, provider, action, min(waits) if waits else 0.0))
@@ -459,7 +477,7 @@ class _Build:
             gate = use.gate
             if not isinstance(gate, ir.BusinessGate):
                 continue
-            looks = st.gate_looks(gate, st.gate_windows(self.plan, gate))
+            looks = gate_looks(gate, gate_windows(self.plan, gate))
             if not looks:
                 self.warn("RL722", f"business gate `{gate.name}` has no look Argo Rollouts can schedule, so it "
                           "is not compiled", gate.span,

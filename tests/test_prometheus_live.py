@@ -201,7 +201,7 @@ sum(rate(feature_requests_total{{$pods}}[$window]))"
   }}
   metric ctr: binary, baseline 5%
   canary {{ 10% for 1h  50% for 1h  100% }}
-  gate ctr:     ctr change > -5% relative
+  gate ctr:     ctr change > -5% relative, fail if shown harmful, power 80% at -10%
   gate drift:   psi(score) < 0.1 every 10m, min samples 100
   on ctr fail:   rollback
   on drift fail: pause

@@ -57,6 +57,8 @@ def spec(body: str, strategy: str = "canary { 10% for 1h  50% for 1h  100% }", h
 """
 
 
+HARM = "fail if shown harmful, power 80% at -10%"
+
 SLO = """  gate errors: error rate < 1% every 1m, fail after 3
   on errors fail: rollback now
 """
@@ -255,7 +257,7 @@ def test_gates_from_a_later_stage_start_late() -> None:
 
 
 def test_business_gates_are_job_analyses_at_their_looks() -> None:
-    body = SLO + """  gate ctr: ctr change > -5% relative, every 30m
+    body = SLO + """  gate ctr: ctr change > -5% relative, fail if shown harmful, power 80% at -10%, every 30m
   on ctr fail: rollback
 """
     docs = argo_outputs(spec(body))
@@ -328,7 +330,7 @@ def test_holdout_becomes_a_last_step() -> None:
 
 
 def test_sync_waves_apply_what_the_rollout_names_first() -> None:
-    docs = argo_outputs(spec(SLO + "  gate ctr: ctr change > -5% relative\n  on ctr fail: rollback\n"))
+    docs = argo_outputs(spec(SLO + f"  gate ctr: ctr change > -5% relative, {HARM}\n  on ctr fail: rollback\n"))
     waves = {key: int(d["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for key, d in docs.items()}
     assert waves["Rollout/demo"] == 0 and waves["HorizontalPodAutoscaler/demo"] == 1
     assert all(w < 0 for k, w in waves.items() if k.split("/")[0] in ("AnalysisTemplate", "Service", "ConfigMap"))
@@ -344,7 +346,8 @@ def _line(text: str, needle: str) -> int:
 @pytest.mark.parametrize(("change", "code", "needle"), [
     (("canary { 10% for 1h", "canary { 0.5% for 1h"), "RL710", "0.5%"),
     (("  canary", "  shadow 0.5% for 1h\n  canary"), "RL711", "shadow 0.5%"),
-    (("on errors fail: rollback now", "on errors fail: promote"), "RL712", "on errors"),
+    (("fail if shown harmful, power 80% at -10%\n  on ctr fail: rollback\n",
+      "pass if shown non-inferior\n  on ctr fail: rollback\n  on ctr pass: promote\n"), "RL712", "on ctr pass"),
     (('evaluator "registry.example.com/rolloutlang" @ ' + D2, 'evaluator "registry.example.com/rolloutlang" @ latest'),
      "RL715", "evaluator"),
     (("error rate < 1%", "query bad < 1"), "RL717", "query bad"),
@@ -352,7 +355,8 @@ def _line(text: str, needle: str) -> int:
     (("  canary", '  namespace ml2\n  canary'), None, None),
 ])
 def test_limits_are_located_errors(change: tuple[str, str], code: str | None, needle: str | None) -> None:
-    text = spec(SLO + "  gate ctr: ctr change > -5% relative\n  on ctr fail: rollback\n").replace(*change)
+    text = spec(SLO + "  gate ctr: ctr change > -5% relative, fail if shown harmful, power 80% at -10%\n"
+                "  on ctr fail: rollback\n").replace(*change)
     if code == "RL717":
         text = text.replace('  metrics prometheus "http://prometheus:9090" {',
                             '  metrics prometheus "http://prometheus:9090" {\n    query bad "x{a=\\"{{evil}}\\"}"')
@@ -363,7 +367,7 @@ def test_limits_are_located_errors(change: tuple[str, str], code: str | None, ne
 
 
 def test_evaluator_image_rules() -> None:
-    body = SLO + "  gate ctr: ctr change > -5% relative\n  on ctr fail: rollback\n"
+    body = SLO + f"  gate ctr: ctr change > -5% relative, {HARM}\n  on ctr fail: rollback\n"
     text = spec(body).replace(f'    evaluator "registry.example.com/rolloutlang" @ {D2}\n', "")
     assert codes(text) == [("RL715", _line(text, "gate ctr"))]
     assert codes(text, evaluator_image=EVALUATOR) == []
@@ -385,9 +389,9 @@ def test_limits_that_compile_with_a_warning(text_change: tuple[str, str], code: 
 
 
 def test_more_warnings_by_strategy() -> None:
-    matured = spec(SLO + "  gate ctr: ctr change > -5% relative, analysis matured\n  on ctr fail: rollback\n")
+    matured = spec(SLO + f"  gate ctr: ctr change > -5% relative, {HARM}, analysis matured\n  on ctr fail: rollback\n")
     assert ("RL721", _line(matured, "gate ctr")) in codes(matured)
-    untimed = spec(SLO + "  gate ctr: ctr change > -5% relative\n  on ctr fail: rollback\n",
+    untimed = spec(SLO + f"  gate ctr: ctr change > -5% relative, {HARM}\n  on ctr fail: rollback\n",
                    "canary { 10% until approved  100% }")
     assert ("RL722", _line(untimed, "gate ctr")) in codes(untimed)
     order = spec(SLO, head='  route header "a" = "1" to stable\n  route header "b" = "2" to candidate\n')
@@ -404,7 +408,7 @@ def test_more_warnings_by_strategy() -> None:
 
 
 def test_too_many_steps_is_an_error() -> None:
-    text = spec(SLO + "  gate ctr: ctr change > -5% relative, every 1m\n  on ctr fail: rollback\n",
+    text = spec(SLO + f"  gate ctr: ctr change > -5% relative, {HARM}, every 1m\n  on ctr fail: rollback\n",
                 "canary { 10% for 12h  100% }")
     assert codes(text)[-1][0] == "RL723"
 
@@ -553,7 +557,7 @@ def test_port_and_evaluator_are_checked_when_lowering(text: str, code: str, col:
 
 
 def test_port_and_evaluator_reach_the_ir_and_the_manifests() -> None:
-    docs = argo_outputs(spec(SLO + "  gate ctr: ctr change > -5% relative\n  on ctr fail: rollback\n").replace(
+    docs = argo_outputs(spec(SLO + f"  gate ctr: ctr change > -5% relative, {HARM}\n  on ctr fail: rollback\n").replace(
         "resources cpu 1, memory 2Gi", "resources cpu 1, memory 2Gi\n    port 8501"))
     assert docs["Service/demo"]["spec"]["ports"] == [{"name": "http", "port": 8501, "targetPort": "http",
                                                       "protocol": "TCP"}]
