@@ -483,8 +483,8 @@ def _assumptions(rollout: ir.Rollout, plans: Sequence[GatePlan]) -> list[str]:
             said.append(f"`{gp.gate.name}`: {r.requests_per_unit:g} requests per {r.unit}, {icc}: design effect "
                         f"{r.design_effect:.2f}.")
         if gp.thinned_from is not None:
-            said.append(f"`{gp.gate.name}` looks {gp.thinned_from:,} times; its figures use {len(gp.samples):,} "
-                        "evenly spread looks.")
+            said.append(f"`{gp.gate.name}` asks for {gp.thinned_from:,} looks; it decides at {len(gp.samples):,} "
+                        "evenly spread ones (RL518).")
         ch = gp.characteristics
         if ch is not None and ch.at_effect.method == "simulated":
             said.append(f"`{gp.gate.name}`: {len(gp.kept)} looks, so its figures are simulated "

@@ -1,4 +1,4 @@
-"""Statistics checks (RL501-RL505, RL512-RL517, RL510-RL511) and the gates' plans behind them.
+"""Statistics checks (RL501-RL505, RL512-RL518, RL510-RL511) and the gates' plans behind them.
 
 Power figures are cross-checked against statsmodels (test-only dependency):
 ``normal_power_het`` with the gate's own variance (agreement to 1e-9: the same
@@ -12,6 +12,7 @@ simulation in ``tests/test_gate_rules.py``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import subprocess
@@ -369,6 +370,27 @@ def test_rl502_non_inferiority_power_is_the_chance_to_pass_an_unchanged_candidat
     assert d.help.endswith("or widen the margin if a larger loss is tolerable")
 
 
+@pytest.mark.parametrize("threshold_s", [61.0, 3000.0, 7200.0, 7201.0, 9000.0, 13 * 3600.0, 100 * 3600.0])
+@pytest.mark.parametrize("guess_s", [60.0, 3600.0, 13.5 * 3600.0, 1e7])
+def test_shortest_writable_length_is_the_smallest_that_reaches(threshold_s: float, guess_s: float) -> None:
+    # Against a brute-force walk over what one writes: whole minutes to 2h, whole hours after; none past the limit.
+    from rolloutlang.checks.statistics import shortest_writable
+
+    base, limit = 60.0, 64 * 3600.0
+    calls: list[float] = []
+
+    def reaches(length_s: float) -> bool:
+        calls.append(length_s)
+        return length_s >= threshold_s
+
+    writable = [m * 60.0 for m in range(1, 121)] + [h * 3600.0 for h in range(3, 65)]
+    expected = next((w for w in writable if w > base and w >= threshold_s and w <= limit), None)
+    assert shortest_writable(reaches, base, guess_s, limit) == expected
+    assert len(calls) <= 2 * math.log2(len(writable)) + 2
+    if abs(guess_s - threshold_s) < 3600.0 and threshold_s > 2 * 3600.0:
+        assert len(calls) <= 4  # a good guess costs a few power computations
+
+
 def test_stage_waiting_for_approval_is_not_sized() -> None:
     text = simple("1 rps", "    5%   for 1h\n    50%  until approved\n", gate=f"ctr change > -1% relative, {HARM}")
     assert check(text) == []
@@ -433,7 +455,7 @@ def test_rl505_effect_outside_the_rate() -> None:
     assert at(d) == pos(text, "gate ctr:")
 
 
-# -- RL512-RL517 --------------------------------------------------------------------------------------------------
+# -- RL512-RL518 --------------------------------------------------------------------------------------------------
 
 
 def test_rl512_fixed_horizon_with_looks_is_peeking() -> None:
@@ -446,6 +468,35 @@ def test_rl512_fixed_horizon_with_looks_is_peeking() -> None:
     assert d.help == ("to look often, use a sequential test (`sequential obrien-fleming`, or `msprt` to look at any "
                       "time); to keep the fixed test, drop `every 6h` so it looks once, at the end of `stage-2`")
     assert check(sub(text, (", every 6h", ""))) == []
+
+
+def test_rl518_a_gate_decides_at_most_at_400_looks_and_says_where() -> None:
+    from rolloutlang.explain import explain_program
+    from rolloutlang.stats.gates import MAX_LOOKS, gate_looks
+    from rolloutlang.stats.schedule import gate_windows
+
+    # `every 1m` over a 7h stage asks for 420 looks (the last at the stage's end).
+    text = simple("12000 rps", "    50%  for 7h\n", gate=f"ctr change > -1% relative, {HARM}, "
+                  "sequential obrien-fleming, every 1m")
+    d = one(check(text), "RL518")
+    assert d.severity is Severity.WARNING
+    assert d.message == "gate `ctr` asks for 420 looks; it decides at 400 evenly spread ones, about every 1.1m"
+    assert at(d) == pos(text, "every 1m")
+    assert d.help == "write the interval it really looks at: `every 2m`"
+    gp = gate_plan(text)
+    assert gp.thinned_from == 420 and len(gp.samples) == MAX_LOOKS == 400
+    (rollout,) = program_of(text).rollouts()
+    gate = rollout.gate("ctr")
+    assert isinstance(gate, ir.BusinessGate)
+    # The kept looks are the rule's looks everywhere (evaluate and the targets read gate_looks): whole minutes of
+    # the written schedule, at most two minutes apart, and the last at the end of the stage.
+    times = [look.time_s for look in gate_looks(gate, gate_windows(build_plan(rollout), gate))]
+    assert [s.look.time_s for s in gp.samples] == times
+    assert all(t % 60 == 0 for t in times) and times[-1] == 7 * 3600
+    assert max(b - a for a, b in itertools.pairwise(times)) <= 120
+    assert "`ctr` asks for 420 looks; it decides at 400 evenly spread ones (RL518)." in explain_program(
+        program_of(text))
+    assert check(sub(text, ("every 1m", "every 2m"))) == []
 
 
 def test_rl513_false_rollbacks_over_budget_and_a_shared_alpha_fixes_it() -> None:

@@ -408,7 +408,9 @@ def test_more_warnings_by_strategy() -> None:
 
 
 def test_too_many_steps_is_an_error() -> None:
-    text = spec(SLO + f"  gate ctr: ctr change > -5% relative, {HARM}, every 1m\n  on ctr fail: rollback\n",
+    # A gate looks at most 400 times (RL518), so two gates whose looks interleave: a pause and a job for each.
+    text = spec(SLO + f"  gate ctr: ctr change > -5% relative, {HARM}, every 1m\n"
+                f"  gate ctr2: ctr change > -4% relative, {HARM}, every 2m\n  on ctr, ctr2 fail: rollback\n",
                 "canary { 10% for 12h  100% }")
     assert codes(text)[-1][0] == "RL723"
 

@@ -1,4 +1,4 @@
-"""Statistics checks (RL501-RL505, RL512-RL517): does each statistical gate mean what it says, and can it see?
+"""Statistics checks (RL501-RL505, RL512-RL518): does each statistical gate mean what it says, and can it see?
 
 A business gate compares a label metric between the candidate and the stable
 model with the test its line states (:mod:`rolloutlang.stats.designs`); its
@@ -17,7 +17,9 @@ wrong:
   given (RL515);
 * a rule acts on a gate passing that can never pass (RL516);
 * an SLO gate's `min samples` is more than a window can hold, so it never
-  has data and pauses the plan (RL517).
+  has data and pauses the plan (RL517);
+* a gate asks for more looks than a gate takes, so it decides at evenly
+  spread ones (RL518).
 
 The statistics kernel (numpy) is imported only inside the functions, and only
 when the rollout has a statistical gate.
@@ -26,7 +28,7 @@ when the rollout has a statistical gate.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from rolloutlang import ir
@@ -54,12 +56,13 @@ RULES: dict[str, str] = {
     "RL515": "users split, but how alike their requests are is unknown",
     "RL516": "a rule on a gate that never passes decisively",
     "RL517": "`min samples` out of reach",
+    "RL518": "more looks than a gate takes",
 }
 
 HOUR = 3600.0
 # Below this fraction of its labels at a stage's end, a gate is judging mostly missing data.
 LABEL_FRACTION_FLOOR = 0.5
-# solve_for_power searches stage lengths up to this multiple of the written one.
+# The power check searches stage lengths up to this multiple of the written one.
 MAX_STRETCH = 64.0
 
 
@@ -134,6 +137,65 @@ def _rounded_up(seconds: float) -> float:
     return math.ceil(seconds / 60.0) * 60.0
 
 
+def _writable(index: int) -> float:
+    """The index-th stage length one would write: whole minutes up to 2h, then whole hours."""
+    return index * 60.0 if index <= 120 else (index - 118) * HOUR
+
+
+def _writable_index(seconds: float) -> int:
+    """The index of the shortest writable length that is at least ``seconds``."""
+    if seconds <= 2 * HOUR:
+        return max(math.ceil(seconds / 60.0 - 1e-9), 1)
+    return math.ceil(seconds / HOUR - 1e-9) + 118
+
+
+def shortest_writable(reaches: Callable[[float], bool], base_s: float, guess_s: float,
+                      limit_s: float) -> float | None:
+    """The shortest writable stage length above ``base_s`` at which ``reaches`` holds, up to ``limit_s``.
+
+    ``reaches`` is false at ``base_s`` and assumed monotone.  Each call may
+    recompute a gate's boundaries at hundreds of looks, so the search gallops
+    from a guess and bisects on the lengths one would write (a handful of
+    calls) instead of solving for a stretch to 1e-4 and rounding it.
+    """
+    lo = _writable_index(base_s)
+    if _writable(lo) > base_s * (1.0 - 1e-9):
+        lo -= 1  # lo: known not to reach (at or below the written length)
+    top = max(_writable_index(limit_s), lo + 1)
+    seen: dict[int, bool] = {}
+
+    def ok(index: int) -> bool:
+        if index not in seen:
+            seen[index] = reaches(_writable(index))
+        return seen[index]
+
+    start = min(max(_writable_index(guess_s), lo + 1), top)
+    step = 1
+    if ok(start):
+        hi = start
+        while hi - step > lo and ok(hi - step):
+            hi -= step
+            step *= 2
+        lo = max(lo, hi - step)
+    else:
+        lo = start
+        while True:
+            if lo == top:
+                return None
+            probe = min(lo + step, top)
+            if ok(probe):
+                hi = probe
+                break
+            lo, step = probe, step * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return _writable(hi)
+
+
 @check_pass("statistics")
 def check_statistics(ctx: CheckContext) -> Iterable[Diagnostic]:
     rollout = ctx.rollout
@@ -185,6 +247,7 @@ def check_statistics(ctx: CheckContext) -> Iterable[Diagnostic]:
         if gp is None:
             continue
         out.extend(_peeking(gate, gp))
+        out.extend(_thinned(gate, gp, active))
         if gate.test != "fixed" or len(gp.samples) == 1:
             out.extend(_power(rollout, plan, gate, metric, active, gp))
     out.extend(_false_rollbacks(ctx, plans))
@@ -300,6 +363,28 @@ def _peeking(gate: ir.BusinessGate, gp: GatePlan) -> Iterator[Diagnostic]:
     )
 
 
+def _thinned(gate: ir.BusinessGate, gp: GatePlan, active: Sequence[StageWindow]) -> Iterator[Diagnostic]:
+    """More looks than a gate takes: it decides at evenly spread ones, everywhere (check, evaluate, the targets)."""
+    if gp.thinned_from is None or gate.test == "fixed" or gate.interval_s is None:
+        return  # a fixed test that looks this often is peeking (RL512)
+    from rolloutlang.stats.gates import MAX_LOOKS
+
+    timed = [w for w in active if w.timed and w.weight_percent > 0]
+    first, last = active[0].start_s, timed[-1].end_s
+    assert first is not None and last is not None
+    span = last - first
+    every = math.ceil(span / MAX_LOOKS / 60.0) * 60.0
+    yield warning(
+        "RL518", f"gate `{gate.name}` asks for {gp.thinned_from:,} looks; it decides at {len(gp.samples)} evenly "
+        f"spread ones, about every {human_duration(span / len(gp.samples))}", gate.interval_span or gate.span,
+        label=f"{gp.thinned_from:,} looks over {human_duration(span)}",
+        notes=(f"a gate looks at most {MAX_LOOKS} times (its boundaries are solved look by look); a decision can "
+               f"come up to {human_duration(span / len(gp.samples))} later than written, and `rollout evaluate` and "
+               "the compiled analyses run at the kept looks too",),
+        help=f"write the interval it really looks at: `every {duration_text(every)}`",
+    )
+
+
 def _test_words(gate: ir.BusinessGate, gp: GatePlan) -> str:
     kind = {"fixed": "fixed-horizon", "group-sequential": f"group-sequential ({gp.spec.spending.label})",
             "msprt": "mSPRT", "bayesian": "Bayesian"}[gate.test]
@@ -327,36 +412,41 @@ def _power(rollout: ir.Rollout, plan: Plan, gate: ir.BusinessGate, metric: ir.La
     if achieved >= gate.power:
         return
     from rolloutlang.stats.gates import plan_gate, stretched
-    from rolloutlang.stats.normal import normal_cdf, normal_quantile, solve_for_power
+    from rolloutlang.stats.normal import normal_cdf, normal_quantile
 
     timed = [w for w in active if w.timed and w.weight_percent > 0]
     target = max(reversed(timed), key=lambda w: w.weight_percent)
     base = target.duration_s
     assert base is not None
+    final = gp.samples[-1]
+    drift = abs(gp.spec.standardized(gp.spec.effect)) * math.sqrt(final.information)
 
-    def power_with(stretch: float) -> float:
-        longer = plan_gate(rollout, gate, plan, windows=stretched(active, target, stretch))
-        return longer.power if longer is not None else 0.0
+    def reaches(length_s: float) -> bool:
+        longer = plan_gate(rollout, gate, plan, windows=stretched(active, target, length_s / base))
+        return longer is not None and longer.power >= gate.power
 
+    # First guess: the information a fixed-horizon test would need for the same shortfall.
+    guess = 2.0 * base
+    if drift > 0 and 0.0 < achieved:
+        needed = drift - normal_quantile(achieved) + normal_quantile(gate.power)
+        guess = base * (needed / drift) ** 2
     only_larger = ("if only a larger change matters, size the power there (`power "
                    f"{gate.power * 100:g}% at {_larger(gate)}`)") if gate.hypothesis == "harm" else \
         "or widen the margin if a larger loss is tolerable"
-    stretch = solve_for_power(power_with, gate.power, 1.0, MAX_STRETCH, rel_tol=1e-4)
-    if stretch is None:
+    length = shortest_writable(reaches, base, guess, base * MAX_STRETCH)
+    if length is None:
         fix = f"even {MAX_STRETCH:g}× longer stages fall short: ramp to higher weights, or, {only_larger}"
     else:
-        was, new = _lengths(base, _rounded_up(base * stretch))
+        was, new = _lengths(base, length)
         fix = f"make `{target.name}` ({target.weight_percent:g}%) last {new} instead of {was}, or, {only_larger}"
     from rolloutlang.stats.gates import treated_value
 
-    final = gp.samples[-1]
     notes = [
         f"the gate's {_test_words(gate, gp)}, with {_count(final.n_control)} control and "
         f"{_count(final.n_candidate)} candidate labels by {human_duration(final.look.time_s)} into the rollout "
         f"(`{metric.name}` {metric_value(metric, metric.baseline)} -> "
         f"{metric_value(metric, treated_value(gate, metric))})",
     ]
-    drift = abs(gp.spec.standardized(gp.spec.effect)) * math.sqrt(final.information)
     fixed = normal_cdf(drift - normal_quantile(1.0 - gp.spec.side_alpha))
     if gate.test != "fixed" and abs(fixed - achieved) >= 0.01:
         notes.append(f"a single fixed-horizon test on the same labels would have {pct(fixed)}: looking "

@@ -73,7 +73,8 @@ TestKind = Literal["fixed", "group-sequential", "msprt", "bayesian"]
 Outcome = Literal["fail", "pass", "promote-allowed", "inconclusive"]
 
 OBRIEN_FLEMING = SpendingFunction("obrien-fleming")
-# Beyond this many looks, operating characteristics are simulated (the recursion costs ~1 ms a look).
+# Beyond this many looks, operating characteristics are simulated (the recursion costs ~1 ms a look); a gate on
+# a plan never has more (stats.gates.MAX_LOOKS), other callers may.
 EXACT_LOOK_LIMIT = 400
 MONTE_CARLO_PATHS = 20_000
 # The J&T grid for gates: r = 8 keeps probabilities within ~1e-5 of the r = 18 reference grid (they are shown to

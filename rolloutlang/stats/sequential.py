@@ -379,13 +379,16 @@ def crossing_probabilities(
 
 
 def _solve_bound(
-    state: _SubDensity | None, fraction: float, drift: float, target: float, side: Literal["upper", "lower"]
+    state: _SubDensity | None, fraction: float, drift: float, target: float, side: Literal["upper", "lower"],
+    start: float = math.nan,
 ) -> float:
     """The bound whose first-crossing probability at this look is ``target``, on one side.
 
     Newton's method on log P(bound) - log target (nearly linear in the bound in
     the tails), with the sub-density at the bound as the derivative.  It starts
-    from the unconditional quantile, where P(no earlier stop, beyond b) <= P(beyond b)
+    from ``start`` (the previous look's bound: close looks have close bounds)
+    when nothing beyond it is more likely than the target, else from the
+    unconditional quantile, where P(no earlier stop, beyond b) <= P(beyond b)
     = target, and keeps the bracket it has seen; it stops when the crossing
     probability matches the target to 1e-10 relative.  Returns +-inf when the
     integration error at this look exceeds the target (the look spends nothing).
@@ -400,8 +403,13 @@ def _solve_bound(
                             b if side == "upper" else math.inf)
         return u if side == "upper" else lo
 
-    b = mean + sign * normal_quantile(1.0 - target)
-    p = crossing(b)
+    p = math.inf
+    if math.isfinite(start):
+        b = start
+        p = crossing(b)
+    if p > target:
+        b = mean + sign * normal_quantile(1.0 - target)
+        p = crossing(b)
     while p > target:
         if abs(b - mean) > 4 * _Z_RANGE:
             return sign * math.inf
@@ -463,7 +471,7 @@ def spending_bounds(
         if increment < MIN_SPEND:
             b = math.inf
         else:
-            b = _solve_bound(state, t, 0.0, increment, "upper")
+            b = _solve_bound(state, t, 0.0, increment, "upper", bounds[-1] if bounds else math.nan)
             spent += increment
         bounds.append(b)
         if k + 1 < len(ts):
@@ -506,7 +514,8 @@ def beta_spending_lower(
             a = ups[k]  # the last look decides; or every path has already stopped
         else:
             increment = fn.spent(beta, t) - spent
-            a = -math.inf if increment < MIN_SPEND else _solve_bound(state, t, drift, increment, "lower")
+            a = -math.inf if increment < MIN_SPEND else _solve_bound(state, t, drift, increment, "lower",
+                                                                     lows[-1] if lows else math.nan)
             a = min(a, ups[k])
             spent += _cross_look(state, t, drift, a, math.inf)[1] if a > -math.inf else 0.0
         lows.append(a)
