@@ -41,7 +41,10 @@ Judging a business gate at a look (the simulator and `rollout evaluate`)::
 ``history`` is the information at the gate's earlier looks (spending depends
 on when they were), ``reference`` the planned information at its last look
 (``planned.samples[-1].information``); an estimate without information (no
-data) is ``inconclusive``, never a pass.  SLO and sample-ratio gates::
+data) is ``inconclusive``, never a pass.  The looks are
+``stats.gates.gate_looks(gate, stats.gate_windows(plan, gate))``: at most
+``stats.gates.MAX_LOOKS`` (400) of them, evenly thinned beyond that; judge a
+gate only at those.  SLO and sample-ratio gates::
 
     outcome = stats.slo_window(gate, stats.SloWindow(candidate=0.21, stable=0.18, candidate_requests=900))
     verdict = stats.slo_gate(gate, outcomes_so_far)        # applies `fail after N`
