@@ -300,12 +300,12 @@ def drift_counts(candidate: dict[str, float], reference: dict[str, float], categ
     Categories: one bin per category either side has, in sorted order.
     Histograms: the union of both sides' ``le`` bounds (a side missing a bound
     carries its previous cumulative count), rebinned to at most ``bins`` bins
-    of equal reference mass (:func:`rolloutlang.drift.rebin_cumulative`).
+    of equal reference mass (:func:`rolloutlang.stats.drift.rebin_cumulative`).
     """
     if categorical:
         keys = sorted(set(candidate) | set(reference))
         return [candidate.get(k, 0.0) for k in keys], [reference.get(k, 0.0) for k in keys]
-    from rolloutlang import drift
+    from rolloutlang.stats import drift
 
     bounds = sorted(set(candidate) | set(reference), key=_le)
 
@@ -321,7 +321,7 @@ def drift_counts(candidate: dict[str, float], reference: dict[str, float], categ
 
 
 def _drift_window(rollout: ir.Rollout, gate: ir.DriftGate, reader: _Reader, end: float) -> Window:
-    from rolloutlang import drift
+    from rolloutlang.stats import drift
 
     categorical = queries.categorical(rollout, gate.target)
     by = "category" if categorical else "le"

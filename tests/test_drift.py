@@ -1,4 +1,4 @@
-"""Drift statistics (rolloutlang/drift.py) against closed forms and the references in statistics-reference.md 1.8."""
+"""Drift statistics (rolloutlang/stats/drift.py) against closed forms and the references in statistics-reference.md 1.8."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from rolloutlang import drift
+from rolloutlang.stats import drift
 
 
 def _decile_probabilities(shift: float) -> np.ndarray:

@@ -21,6 +21,8 @@ Modules
     schedule      the phases a gate is evaluated in (:func:`gate_windows`; no numpy)
     traffic       labelled requests with the daily traffic shape, the worst start
     montecarlo    seeded, cached simulation of boundary crossings (many looks)
+    drift         PSI, KL and JS over binned distributions (vectorised), rebinning to
+                  equal reference mass; for drift gates in `evaluate` and the simulator
     slo           an SLO or sample-ratio gate at one window (no data is inconclusive),
                   `fail after N`, and the SLO `baseline` defaults
     gates         IR -> :class:`TestSpec` (:func:`test_spec`) and a gate's looks,
