@@ -1,4 +1,4 @@
-"""Drift statistics (rolloutlang/stats/drift.py) against closed forms and the references in statistics-reference.md 1.8."""
+"""Drift statistics (rolloutlang.stats.drift) against closed forms and statistics-reference.md 1.8."""
 
 from __future__ import annotations
 
