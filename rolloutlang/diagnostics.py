@@ -149,16 +149,16 @@ def render_text(
         lines.append(f"{pad}{paint('-->', _BLUE)} {_printable(span.file)}:{span.line}:{span.col}")
         if src is not None and 1 <= span.line <= src.line_count:
             text = _printable(src.line_text(span.line), keep_tabs=True)
-            shown = text
             bar = paint("|", _BLUE)
-            lines.append(f"{pad} {bar}")
-            lines.append(f"{paint(str(span.line).rjust(width), _BLUE)} {bar} {shown}")
             start = max(span.col - 1, 0)
             if span.end_line == span.line:
                 end = max(span.end_col - 1, start + 1)
             else:
                 end = max(len(text), start + 1)
             end = min(end, max(len(text), start + 1))
+            text, start, end = _snippet(text, start, end)
+            lines.append(f"{pad} {bar}")
+            lines.append(f"{paint(str(span.line).rjust(width), _BLUE)} {bar} {text}")
             # Copy the tabs of the source line so that the carets line up under any tab width.
             marker = "".join("\t" if c == "\t" else " " for c in text[:start]) + "^" * (end - start)
             if label:
@@ -175,6 +175,22 @@ def render_text(
         if help_:
             lines.append(f"  = help: {help_}")
     return "\n".join(lines)
+
+
+# The widest source line a diagnostic shows; a longer one is cut around the caret.
+SNIPPET_WIDTH = 120
+
+
+def _snippet(text: str, start: int, end: int) -> tuple[str, int, int]:
+    """The part of a long line around columns [start, end), marked `...` where cut, and where they land in it."""
+    if len(text) <= SNIPPET_WIDTH:
+        return text, start, end
+    left = max(0, min(start - SNIPPET_WIDTH // 4, len(text) - SNIPPET_WIDTH))
+    right = min(len(text), left + SNIPPET_WIDTH)
+    head = "..." if left > 0 else ""
+    tail = "..." if right < len(text) else ""
+    shift = len(head) - left
+    return head + text[left:right] + tail, start + shift, max(min(end, right) + shift, start + shift + 1)
 
 
 def render_short(diagnostic: Diagnostic) -> str:

@@ -44,19 +44,35 @@ class Span(BaseModel):
         return Span(file=self.file, line=self.line, col=self.col, end_line=self.line, end_col=end_col)
 
 
+def normalize_newlines(text: str) -> str:
+    """One meaning of a line end: `\\r\\n` and a lone `\\r` become `\\n`.
+
+    Editors show a lone carriage return as a line break, so the lexer, the
+    comment rule, line numbers and the formatter must all see one there too;
+    normalising once, where text becomes source, means none of them can
+    disagree.  Columns are unchanged (a `\\r` before `\\n` has no column).
+    """
+    if "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 @dataclass
 class SourceFile:
-    """The text of one file plus a line index for slicing spans."""
+    """The text of one file (line ends normalised to `\\n`) plus a line index for slicing spans."""
 
     path: str
     text: str
     _line_starts: list[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.text = normalize_newlines(self.text)
         starts = [0]
-        for i, ch in enumerate(self.text):
-            if ch == "\n":
-                starts.append(i + 1)
+        find = self.text.find
+        at = find("\n")
+        while at >= 0:
+            starts.append(at + 1)
+            at = find("\n", at + 1)
         self._line_starts = starts
 
     @property
@@ -66,7 +82,7 @@ class SourceFile:
     def line_text(self, line: int) -> str:
         start = self._line_starts[line - 1]
         end = self._line_starts[line] - 1 if line < len(self._line_starts) else len(self.text)
-        return self.text[start:end].rstrip("\r")
+        return self.text[start:end]
 
     def position(self, offset: int) -> tuple[int, int]:
         """(line, col), both 1-based, of a character offset."""

@@ -9,9 +9,11 @@ plain-language diagnostics here.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, one_of
 from rolloutlang.source import SourceFile, Span
@@ -91,6 +93,22 @@ def grammar_text() -> str:
     return resources.files("rolloutlang.grammar").joinpath("rollout.lark").read_text(encoding="utf-8")
 
 
+class _WholeWords:
+    """Keeps NAME in every state of lark's contextual lexer, so keywords are whole words.
+
+    A state that expects only keywords (the start of a statement) would
+    otherwise read `gatekeeper` as the keyword `gate` and the name `keeper`.
+    With NAME there, lark reads the longest word and turns it into a keyword
+    only when the whole word is one; a stray name then meets the parser,
+    which reports it with a did-you-mean.  The token stream is passed through.
+    """
+
+    always_accept = ("NAME",)
+
+    def process(self, stream: Iterator[Any]) -> Iterator[Any]:
+        return stream
+
+
 @lru_cache(maxsize=2)
 def _parser(strict: bool = False):  # type: ignore[no-untyped-def]
     from lark import Lark
@@ -102,6 +120,7 @@ def _parser(strict: bool = False):  # type: ignore[no-untyped-def]
         propagate_positions=True,
         maybe_placeholders=False,
         strict=strict,
+        postlex=_WholeWords(),
         # Building the LALR tables takes ~1 s (lark checks terminal collisions
         # with interegular when it is installed), so the built parser is cached
         # in the user's own cache folder (lark's default, the shared temp
@@ -126,6 +145,20 @@ def _cache_file() -> str | bool:
         return False
     digest = hashlib.sha256(grammar_text().encode("utf-8")).hexdigest()[:16]
     return str(folder / f"grammar-{digest}.lark-cache")
+
+
+@lru_cache(maxsize=1)
+def _comment_scan() -> re.Pattern[str]:
+    """Strings and comments, with the lexer's own patterns: a comment is exactly what the lexer skips as one.
+
+    Scanning left to right, a `#` outside a string starts a comment and a `"`
+    starts a string, as for the lexer of a file that parses (no other token
+    holds either character), so `fmt` compares the comments the parser saw.
+    """
+    parser = _parser()
+    string = parser.get_terminal("STRING").pattern.to_regexp()
+    comment = parser.get_terminal("COMMENT").pattern.to_regexp()
+    return re.compile(f"{string}|({comment})")
 
 
 def build_parser_strict() -> None:
@@ -155,9 +188,9 @@ _TERMINAL_WORDS = {
 # Longest token text quoted in a message; longer ones are cut with `...`.
 _MAX_SHOWN = 40
 # Recovery parses the file again after each error; stop before the characters
-# parsed in total would pass this, so a huge broken file stays fast (lark reads
-# a few hundred kB per second here).
-_RECOVERY_BUDGET = 1_000_000
+# parsed in total would pass this plus twice the file's size, so a huge broken
+# file stays fast (lark reads a few hundred kB per second here).
+_RECOVERY_BUDGET = 200_000
 
 
 def _shown(text: str) -> str:
@@ -245,7 +278,8 @@ def _preferred(keywords: list[str]) -> list[str]:
 
 # -- where the braces are --------------------------------------------------------
 
-_BRACE_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[{}]')
+# Strings, comments, braces, line ends and the other runs of code, for `_scan_braces`.
+_BRACE_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[{}]|\n|[^\s{}"#]+')
 
 
 @dataclass(frozen=True)
@@ -295,29 +329,44 @@ def _block_head(text: str, brace: int) -> str:
 
 
 def _scan_braces(text: str, upto: int | None = None) -> _Braces:
+    """The blocks of the text up to ``upto``, in one pass (a huge one-line file stays linear)."""
     end = len(text) if upto is None else upto
     stack: list[_Block] = []
+    indents: dict[int, int] = {}  # indentation -> how many open blocks have it
     closed: list[_Block] = []
     unclosed_inner: _Block | None = None
     extra = 0
+    line_start = 0
+    line_indent = 0
+    code_before = False  # has the current line code before the brace?
+
+    def pop() -> _Block:
+        block = stack.pop()
+        indents[block.indent] -= 1
+        return block
+
     for m in _BRACE_SCAN.finditer(text, 0, end):
         tok = m.group()
+        if tok == "\n":
+            line_start, code_before = m.end(), False
+            continue
+        if not code_before:
+            line_indent = _indent_at(text, line_start)
         if tok == "{":
-            ls = _line_start(text, m.start())
-            stack.append(_Block(m.start(), _indent_at(text, ls), _block_head(text, m.start()), len(stack)))
+            stack.append(_Block(m.start(), line_indent, _block_head(text, m.start()), len(stack)))
+            indents[line_indent] = indents.get(line_indent, 0) + 1
         elif tok == "}":
             if not stack:
                 extra += 1
-                continue
-            ls = _line_start(text, m.start())
-            if not text[ls:m.start()].strip():
-                ind = _indent_at(text, ls)
-                if stack[-1].indent > ind and any(b.indent == ind for b in stack):
-                    while stack[-1].indent > ind:
-                        inner = stack.pop()
+            else:
+                # A `}` that starts its line closes the block opened at its indentation.
+                if not code_before and stack[-1].indent > line_indent and indents.get(line_indent, 0) > 0:
+                    while stack[-1].indent > line_indent:
+                        inner = pop()
                         unclosed_inner = unclosed_inner or inner
-            b = stack.pop()
-            closed.append(_Block(b.open, b.indent, b.head, b.depth, m.start()))
+                b = pop()
+                closed.append(_Block(b.open, b.indent, b.head, b.depth, m.start()))
+        code_before = True
     return _Braces(stack, closed, unclosed_inner, extra)
 
 
@@ -569,13 +618,22 @@ def _previous_token_end(text: str, offset: int) -> tuple[int, str] | None:
                 break
         code = line[:cut].rstrip()
         if code:
-            word = re.search(r'(?:"[^"]*"|\S+)$', code)
-            return ls + len(code), word.group() if word else code[-1]
+            return ls + len(code), _last_word(code)
         if ls == 0:
             return None
         pos = ls - 1
     return None
 
+
+
+def _last_word(code: str) -> str:
+    """The last word of a line of code (a whole string if it ends with one), in linear time."""
+    word = code.rsplit(None, 1)[-1]
+    if code.endswith('"') and len(code) > 1:
+        opening = code.rfind('"', 0, len(code) - 1)
+        if opening >= 0 and opening < len(code) - len(word):
+            return code[opening:]
+    return word
 
 
 def _unclosed(src: SourceFile, block: _Block, word: str, line_no: int, starts: str,
@@ -686,8 +744,10 @@ def _close_before(text: str, line_start: int, kw_at: int, count: int) -> _Recove
     spaces = [p for p in range(kw_at - 1, line_start - 1, -1) if text[p] in " \t"]
     breaks: list[int] = []
     p = line_start - 1
-    while p >= 0 and text[p] in " \t\r\n" and len(spaces) + len(breaks) < 4 * count:
-        in_comment = "#" in text[_line_start(text, p):p]
+    in_comment = False  # does the line `p` is on end in a comment? (worked out once per line)
+    while p >= 0 and text[p] in " \t\n" and len(spaces) + len(breaks) < 4 * count:
+        if text[p] == "\n":
+            in_comment = "#" in text[_line_start(text, p):p]
         if not in_comment:
             (breaks if text[p] == "\n" else spaces).append(p)
         p -= 1
@@ -835,28 +895,58 @@ def _blank(text: str, start: int, end: int) -> str:
 # -- conversion ---------------------------------------------------------------
 
 
+# How deep calls (`f(g(x))`) and type arguments (`list<list<T>>`) may nest.
+# Real specs nest two or three levels; the cap keeps every recursive pass
+# (lowering, the formatter, the IR's JSON) far from Python's recursion limit.
+MAX_NESTING = 32
+_NESTING = {"call": "calls", "type_ref": "type arguments"}
+
+
+class _TooDeep(Exception):
+    def __init__(self, kind: str, start: int) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.start = start
+
+
 def _convert(tree, src: SourceFile) -> Node:  # type: ignore[no-untyped-def]
+    """lark's tree as :class:`Node` and :class:`Token` values; raises _TooDeep past MAX_NESTING."""
     from lark import Token as LarkToken
 
     def span_of_token(t: LarkToken) -> Span:
         start = t.start_pos or 0
         return src.span(start, t.end_pos if t.end_pos is not None else start + len(t))
 
-    def walk(t) -> Node:  # type: ignore[no-untyped-def]
+    def walk(t, depth: int) -> Node:  # type: ignore[no-untyped-def]
+        kind = str(t.data)
+        if kind in _NESTING:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise _TooDeep(kind, getattr(t.meta, "start_pos", 0) or 0)
         children: list[Child] = []
         for c in t.children:
             if isinstance(c, LarkToken):
                 children.append(Token(c.type, str(c), span_of_token(c)))
             else:
-                children.append(walk(c))
+                children.append(walk(c, depth))
         meta = t.meta
         if getattr(meta, "empty", True):
             span = children[0].span if children else src.span(0, 0)
         else:
             span = src.span(meta.start_pos, meta.end_pos)
-        return Node(str(t.data), tuple(children), span)
+        return Node(kind, tuple(children), span)
 
-    return walk(tree)
+    return walk(tree, 0)
+
+
+def _too_deep(exc: _TooDeep, src: SourceFile) -> Diagnostic:
+    what = _NESTING[exc.kind]
+    example = "`list<list<float32>>`" if exc.kind == "type_ref" else "`lognormal(median 2h, p95 8h)`"
+    return error(
+        "RL017", f"{what} nest more than {MAX_NESTING} levels deep", src.span(exc.start, exc.start + 1),
+        label=f"level {MAX_NESTING + 1} starts here",
+        help=f"a spec nests {what} a few levels at most, as in {example}; look for a missing closing bracket",
+    )
 
 
 def parse(src: SourceFile) -> ParseResult:
@@ -864,10 +954,8 @@ def parse(src: SourceFile) -> ParseResult:
     from lark.exceptions import UnexpectedInput
 
     parser = _parser()
-    comments: list[Comment] = []
-    for m in re.finditer(r'"(?:[^"\\\n]|\\.)*"|(#[^\r\n]*)', src.text):
-        if m.group(1) is not None:
-            comments.append(Comment(m.group(1), src.span(m.start(1), m.end(1))))
+    comments = [Comment(m.group(1), src.span(m.start(1), m.end(1)))
+                for m in _comment_scan().finditer(src.text) if m.group(1) is not None]
 
     diagnostics: list[Diagnostic] = []
     text = src.text
@@ -888,7 +976,7 @@ def parse(src: SourceFile) -> ParseResult:
             seen_offsets.add(offset)
             diagnostics.append(diagnostic)
             work += offset
-            if recovery is None or work + len(text) > _RECOVERY_BUDGET:
+            if recovery is None or work + len(text) > _RECOVERY_BUDGET + 2 * len(src.text):
                 break
             if recovery.statement:
                 region = _recovery_region(text, recovery.start)
@@ -905,7 +993,10 @@ def parse(src: SourceFile) -> ParseResult:
     if diagnostics:
         return ParseResult(None, comments, diagnostics)
     assert tree is not None
-    node = _convert(tree, src)
+    try:
+        node = _convert(tree, src)
+    except _TooDeep as exc:
+        return ParseResult(None, comments, [_too_deep(exc, src)])
     if not node.children:
         diagnostics.append(
             error(
