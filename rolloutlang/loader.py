@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -75,15 +76,53 @@ def load(path: Path, root: Path | None = None, text: str | None = None) -> Progr
         program.diagnostics.append(error("RL003", f"cannot read `{shown_path(path)}`: {reason.lower()}"))
         return program
     program = Program(root=root, entry=entry)
-    _load_file(program, path, entry, text, stack=[])
+    _load_files(program, path, entry, text)
     if program.main is not None and not program.has_errors:
         _resolve(program)
     return program
 
 
-def _load_file(program: Program, path: Path, name: str, text: str | None, stack: list[tuple[str, Span]]) -> None:
-    if name in program.files or name in program.sources:
+def _load_files(program: Program, path: Path, entry: str, text: str | None) -> None:
+    """Load the entry file and, depth first, everything it imports.
+
+    An explicit stack, not recursion: a chain of a thousand imports is as
+    fine as a chain of two.  ``frames`` is the chain of files being imported,
+    each with the imports it has left to follow.
+    """
+    entry_ir = _load_file(program, path, entry, text, at=None)
+    if entry_ir is None:
         return
+    frames: list[tuple[str, Iterator[ir.Import]]] = [(entry, iter(entry_ir.imports))]
+    on_chain = {entry}
+    while frames:
+        name, imports = frames[-1]
+        imp = next(imports, None)
+        if imp is None:
+            frames.pop()
+            on_chain.discard(name)
+            continue
+        target = _import_target(program, imp)
+        if target is None:
+            continue
+        if target in on_chain:
+            chain = [n for n, _ in frames]
+            cycle = " -> ".join([*chain[chain.index(target):], target])
+            program.diagnostics.append(
+                error("RL122", f"import cycle: {cycle}", _import_span(program, imp),
+                      label=f"`{target}` is already being imported",
+                      help="move the shared definitions into a file that imports neither")
+            )
+            continue
+        if target in program.files or target in program.sources:
+            continue
+        imported = _load_file(program, program.root / target, target, None, at=_import_span(program, imp))
+        if imported is not None:
+            frames.append((target, iter(imported.imports)))
+            on_chain.add(target)
+
+
+def _load_file(program: Program, path: Path, name: str, text: str | None, at: Span | None) -> ir.File | None:
+    """Read, parse and lower one file; ``at`` is the import that asked for it (None for the entry file)."""
     data = b""
     try:
         if text is not None:
@@ -92,12 +131,11 @@ def _load_file(program: Program, path: Path, name: str, text: str | None, stack:
             data = read_bytes(path)
             source_text = decode_source(data)
     except SourceError as exc:
-        where = stack[-1][1] if stack else None
         span = None
         message = exc.message
-        if where is not None:
+        if at is not None:
             # A problem with an imported file is reported at its import.
-            span = where
+            span = at
             message = f"cannot import `{name}`: {exc.message}"
         else:
             program.io_error = True
@@ -108,32 +146,19 @@ def _load_file(program: Program, path: Path, name: str, text: str | None, stack:
                 col = exc.offset - (raw.rfind(b"\n") + 1) + 1
                 span = Span(file=name, line=line, col=col, end_line=line, end_col=col + 1)
         program.diagnostics.append(error(exc.code, message, span, help=exc.help))
-        return
+        return None
     src = SourceFile(name, source_text)
     program.sources[name] = src
     result = parse(src)
     program.diagnostics.extend(result.diagnostics)
     if result.tree is None:
-        return
+        return None
     file_ir, diags = lower(result.tree, name)
     program.diagnostics.extend(diags)
     if file_ir is None:
-        return
+        return None
     program.files[name] = file_ir
-    for imp in file_ir.imports:
-        target = _import_target(program, imp)
-        if target is None:
-            continue
-        chain = [n for n, _ in stack] + [name]
-        if target in chain:
-            cycle = " -> ".join([*chain[chain.index(target):], target])
-            program.diagnostics.append(
-                error("RL122", f"import cycle: {cycle}", _import_span(program, imp),
-                      label=f"`{target}` is already being imported",
-                      help="move the shared definitions into a file that imports neither")
-            )
-            continue
-        _load_file(program, program.root / target, target, None, [*stack, (name, _import_span(program, imp))])
+    return file_ir
 
 
 def _narrow(program: Program, span: Span, pattern: str, group: int = 0) -> Span:
