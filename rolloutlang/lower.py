@@ -28,6 +28,23 @@ _SEMVER = re.compile(
     r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
 )
 
+# Ranges a spec's values must lie in (see units.check_range), chosen so that
+# every downstream computation stays finite and fast, and wide enough for any
+# real rollout.
+MAX_FAILURE_LIMIT = 10_000
+MAX_BINS = 1_000
+MAX_TAU = 1e6
+MIN_ALPHA_PERCENT, MAX_ALPHA_PERCENT = 0.0001, 50.0  # z-quantiles stay finite
+MIN_POWER_PERCENT, MAX_POWER_PERCENT = 1.0, 99.9999
+MIN_RELATIVE_CHANGE = 1e-6  # 0.0001%: smaller changes vanish in floating point next to the baseline
+MIN_ABSOLUTE_CHANGE = 1e-9
+MIN_BINARY_BASELINE, MAX_BINARY_BASELINE = 1e-6, 1 - 1e-6
+MIN_SD = 1e-9
+MAX_SIGMA = 10.0
+MIN_RATE_RPS, MAX_RATE_RPS = 1 / 3600, 1e9  # one request an hour to a billion a second
+MAX_GPUS = 1_024
+MAX_VERSION_NUMBER = 2**53 - 1  # what npm's semver and JSON numbers hold exactly
+
 SCALAR_TYPES = (
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "string", "bytes", "category", "timestamp",
@@ -87,6 +104,11 @@ def unquote(token: Token) -> str:
         out.append(ch)
         i += 1
     return "".join(out)
+
+
+def _short(text: str) -> str:
+    """A token for a message, cut when it is absurdly long."""
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def join_spans(first: Span, last: Span) -> Span:
@@ -258,7 +280,7 @@ def _read_options(
             sink.append(exc.diagnostic)
             continue
         except units.UnitError as exc:
-            sink.append(error("RL201", exc.message, _value_span(phrase, start), help=exc.help))
+            sink.append(error(exc.code, exc.message, _value_span(phrase, start), help=exc.help))
             continue
         if spec.field in found:
             sink.append(error("RL208", f"option `{' '.join(spec.words)}` given twice", start))
@@ -283,16 +305,25 @@ def _match_spec(phrase: Phrase, specs: Sequence[OptionSpec]) -> OptionSpec | Non
     return best
 
 
-def _dur(what: str) -> Callable[[Phrase], float]:
-    return lambda p: units.duration(p.number(what).text, what)
+def _dur(what: str, minimum: float = 0.0) -> Callable[[Phrase], float]:
+    return lambda p: units.duration(p.number(what).text, what, minimum=minimum)
 
 
-def _pct(what: str, *, allow_negative: bool = False) -> Callable[[Phrase], float]:
-    return lambda p: units.percent(p.number(what).text, what, allow_negative=allow_negative)
+def _pct(what: str, *, allow_negative: bool = False, low: float | None = None,
+         high: float | None = None) -> Callable[[Phrase], float]:
+    """A percentage; with ``low``/``high``, within that range of percent."""
+
+    def read(p: Phrase) -> float:
+        tok = p.number(what)
+        value = units.percent(tok.text, what, allow_negative=allow_negative)
+        return units.check_range(value, tok.text, what, low, high, "%") if low is not None or high is not None \
+            else value
+
+    return read
 
 
-def _int(what: str, minimum: int = 0) -> Callable[[Phrase], int]:
-    return lambda p: int(units.number(p.number(what).text, what, integer=True, minimum=minimum))
+def _int(what: str, minimum: int = 0, maximum: float = units.MAX_NUMBER) -> Callable[[Phrase], int]:
+    return lambda p: int(units.number(p.number(what).text, what, integer=True, minimum=minimum, maximum=maximum))
 
 
 def _word(what: str, choices: Sequence[str]) -> Callable[[Phrase], str]:
@@ -311,8 +342,9 @@ def _const(value: T) -> Callable[[Phrase], T]:
     return lambda p: value
 
 
-_EVERY = OptionSpec(("every",), _dur("the interval"), "interval_s", "every 5m")
-_FAIL_AFTER = OptionSpec(("fail", "after"), _int("the failure limit", 1), "failure_limit", "fail after 3")
+_EVERY = OptionSpec(("every",), _dur("the interval", units.MIN_INTERVAL_S), "interval_s", "every 5m")
+_FAIL_AFTER = OptionSpec(("fail", "after"), _int("the failure limit", 1, MAX_FAILURE_LIMIT), "failure_limit",
+                         "fail after 3")
 _FROM = OptionSpec(("from",), _name("a stage name"), "from_stage", "from mpr")
 
 _MIN_SAMPLES = OptionSpec(("min", "samples"), _int("the minimum sample", 1), "min_samples", "min samples 1000")
@@ -328,10 +360,11 @@ DRIFT_OPTIONS = (
     _EVERY,
     _FAIL_AFTER,
     _FROM,
-    OptionSpec(("bins",), _int("the number of bins", 2), "bins", "bins 10"),
+    OptionSpec(("bins",), _int("the number of bins", 2, MAX_BINS), "bins", "bins 10"),
     _MIN_SAMPLES,
     OptionSpec(("vs",), _word("reference", ("stable", "training")), "reference", "vs stable"),
-    OptionSpec(("delta",), lambda p: units.number(p.number("delta").text, "delta"), "delta", "delta 0.002"),
+    OptionSpec(("delta",), lambda p: units.number(p.number("delta").text, "delta", minimum=0, maximum=1, above=True,
+                                                  below=True), "delta", "delta 0.002"),
 )
 SPENDING_FUNCTIONS = ("obrien-fleming", "pocock", "hsd")
 
@@ -361,7 +394,9 @@ def _spending(p: Phrase) -> tuple[str, float | None]:
 
 def _power(p: Phrase) -> tuple[float, Token | None]:
     """`power 80%`, `power 80% at -3%`: the power and the effect token it is sized at."""
-    value = units.percent(p.number("power").text, "power")
+    tok = p.number("power")
+    value = units.check_range(units.percent(tok.text, "power"), tok.text, "power", MIN_POWER_PERCENT,
+                              MAX_POWER_PERCENT, "%")
     effect = p.number("the change the power is sized for, like `-3%`") if p.accept_word("at") else None
     return value, effect
 
@@ -394,8 +429,8 @@ BUSINESS_OPTIONS = (
                "pass if shown non-inferior"),
     OptionSpec(("power",), _power, "power", "power 80% at -3%"),
     OptionSpec(("sequential",), _spending, "sequential", "sequential obrien-fleming"),
-    OptionSpec(("alpha",), _pct("alpha"), "alpha", "alpha 5%"),
-    OptionSpec(("every",), _dur("the interval"), "interval_s", "every 6h"),
+    OptionSpec(("alpha",), _pct("alpha", low=MIN_ALPHA_PERCENT, high=MAX_ALPHA_PERCENT), "alpha", "alpha 5%"),
+    OptionSpec(("every",), _dur("the interval", units.MIN_INTERVAL_S), "interval_s", "every 6h"),
     OptionSpec(("fixed", "horizon"), _const("fixed"), "test", "fixed horizon"),
     OptionSpec(("fixed",), _const("fixed"), "test", "fixed"),
     OptionSpec(("msprt",), _const("msprt"), "test", "msprt"),
@@ -409,11 +444,22 @@ BUSINESS_OPTIONS = (
     _FROM,
 )
 SRM_OPTIONS = (
-    OptionSpec(("alpha",), _pct("alpha"), "alpha", "alpha 0.1%"),
+    OptionSpec(("alpha",), _pct("alpha", low=MIN_ALPHA_PERCENT, high=MAX_ALPHA_PERCENT), "alpha", "alpha 0.1%"),
     _EVERY,
     _FROM,
     _MIN_SAMPLES,
 )
+
+
+def _check_change(value: float, text: str, what: str, relative: bool) -> float:
+    """A business gate's change (margin, effect, tau): no change, or one big enough to differ from the
+    baseline in floating point, and finite."""
+    smallest = MIN_RELATIVE_CHANGE if relative else MIN_ABSOLUTE_CHANGE
+    if value != 0 and abs(value) < smallest:
+        shown = "0.0001% (relative)" if relative else "1e-09 (absolute)"
+        raise units.UnitError(f"{what} must be 0 or at least {shown} either way, got `{text}`",
+                              "a smaller change cannot be told apart from the baseline", code="RL222")
+    return units.check_range(value, text, what, -units.MAX_NUMBER, units.MAX_NUMBER)
 
 
 # -- the pass ----------------------------------------------------------------------------
@@ -475,7 +521,7 @@ class Lowerer:
         try:
             return convert(token.text)
         except units.UnitError as exc:
-            raise _fail("RL201", exc.message, token.span, help=exc.help) from None
+            raise _fail(exc.code, exc.message, token.span, help=exc.help) from None
 
     def duplicate(self, kind: str, items: Iterable[tuple[str, Span]], message: Callable[[str], str] | None = None,
                   help: str = "") -> None:
@@ -668,6 +714,11 @@ class Lowerer:
         m = _SEMVER.match(vtok.text)
         semver = None
         if m:
+            for part in m.group(1, 2, 3):
+                # Compared by length first: a number of thousands of digits is never converted.
+                if len(part) > 16 or int(part) > MAX_VERSION_NUMBER:
+                    raise _fail("RL222", f"a version number must be at most {MAX_VERSION_NUMBER}, got `{_short(part)}`",
+                                vtok.span, help="what npm's semver and JSON numbers hold exactly")
             semver = ir.SemVer(major=int(m.group(1)), minor=int(m.group(2)), patch=int(m.group(3)),
                                prerelease=m.group(4) or "", build=m.group(5) or "")
         pin_node = node.node("pin")
@@ -763,7 +814,8 @@ class Lowerer:
         for a in args[1:]:
             if not isinstance(a, Token) or a.type != "NUMLIT":
                 raise _fail("RL210", "a dimension must be a whole number", a.span)
-            dims.append(int(self.unit(a, lambda t: units.number(t, "a dimension", integer=True, minimum=1))))
+            dims.append(int(self.unit(a, lambda t: units.number(t, "a dimension", integer=True, minimum=1,
+                                                                maximum=units.MAX_INT32))))
         if base == "list" and dims:
             raise _fail("RL210", "`list` has no fixed size", args[1].span,
                         help=f"use `vector<{element.render()}, {dims[0]}>` for a fixed-size output")
@@ -792,8 +844,10 @@ class Lowerer:
                     out["image_pin"] = self.pin(pin)
             elif item.kind == "serving_replicas":
                 nums = item.toks("NUMLIT")
-                lo = int(self.unit(nums[0], lambda t: units.number(t, "replicas", integer=True, minimum=0)))
-                hi = int(self.unit(nums[-1], lambda t: units.number(t, "replicas", integer=True, minimum=0)))
+                lo = int(self.unit(nums[0], lambda t: units.number(t, "replicas", integer=True, minimum=0,
+                                                                   maximum=units.MAX_INT32)))
+                hi = int(self.unit(nums[-1], lambda t: units.number(t, "replicas", integer=True, minimum=0,
+                                                                    maximum=units.MAX_INT32)))
                 if hi < lo:
                     raise _fail("RL211", f"replica range {lo}..{hi} is empty", item.span,
                                 help=f"write the smaller bound first: `{hi}..{lo}`")
@@ -821,7 +875,8 @@ class Lowerer:
             elif name.text == "memory":
                 out["memory_bytes"] = self.unit(value, units.memory)
             elif name.text == "gpu":
-                out["gpu"] = int(self.unit(value, lambda t: units.number(t, "gpu", integer=True, minimum=0)))
+                out["gpu"] = int(self.unit(value, lambda t: units.number(t, "gpu", integer=True, minimum=0,
+                                                                         maximum=MAX_GPUS)))
             else:
                 hint = did_you_mean(name.text, ("cpu", "memory", "gpu"))
                 raise _fail("RL203", f"unknown resource `{name.text}`", name.span,
@@ -851,7 +906,8 @@ class Lowerer:
     def consumer(self, node: Node) -> ir.Consumer:
         names = node.toks("NAME")
         dim = int(self.unit(node.toks("NUMLIT")[0],
-                            lambda t: units.number(t, "the expected dimension", integer=True, minimum=1)))
+                            lambda t: units.number(t, "the expected dimension", integer=True, minimum=1,
+                                                   maximum=units.MAX_INT32)))
         adapter = node.node("consumer_adapter")
         route = node.node("consumer_route")
         return ir.Consumer(
@@ -887,6 +943,9 @@ class Lowerer:
             raise _fail("RL201", f"`{unit}` is not a request-rate unit", tok.span, help="use `rps`, `rpm` or `rph`")
         if lit.number <= 0:
             raise _fail("RL201", "the request rate must be positive", tok.span)
+        if not MIN_RATE_RPS <= lit.number / per[unit] <= MAX_RATE_RPS:
+            raise _fail("RL222", f"the request rate must be between 1 rph and 1e+09 rps, got `{_short(tok.text)}`",
+                        tok.span)
         rest = [Phrase(first.atoms[first.pos:], first.span), *phrases[1:]]
         per_unit = self._requests_per_unit(rest)
         opts = _read_options(
@@ -997,6 +1056,9 @@ class Lowerer:
                 if not 0 < value < 1:
                     raise units.UnitError("a binary metric's baseline is a rate between 0% and 100%",
                                           "write it like `4.2%`")
+                if not MIN_BINARY_BASELINE <= value <= MAX_BINARY_BASELINE:
+                    raise units.UnitError(f"a binary metric's baseline must be between 0.0001% and 99.9999%, "
+                                          f"got `{tok.text}`", code="RL222")
                 return value
             return units.number(tok.text, "the baseline")
 
@@ -1005,7 +1067,7 @@ class Lowerer:
             rest,
             (
                 OptionSpec(("baseline",), baseline, "baseline", "baseline 4.2%"),
-                OptionSpec(("sd",), lambda p: units.number(p.number("sd").text, "sd", minimum=0), "sd", "sd 3.5"),
+                OptionSpec(("sd",), lambda p: units.number(p.number("sd").text, "sd", minimum=MIN_SD), "sd", "sd 3.5"),
                 OptionSpec(("labels",), self.label_delay, "labels", "labels lognormal(median 2h, p95 8h)"),
                 OptionSpec(("icc",), _icc, "icc", "icc 0.02"),
             ),
@@ -1059,7 +1121,8 @@ class Lowerer:
             "lognormal": (
                 OptionSpec(("median",), _dur("the median delay"), "median", "median 2h"),
                 OptionSpec(("p95",), _dur("the 95th percentile delay"), "p95", "p95 8h"),
-                OptionSpec(("sigma",), lambda q: units.number(q.number("sigma").text, "sigma", minimum=0),
+                OptionSpec(("sigma",), lambda q: units.number(q.number("sigma").text, "sigma", minimum=0,
+                                                              maximum=MAX_SIGMA, above=True),
                            "sigma", "sigma 1"),
             ),
             "immediate": (),
@@ -1073,6 +1136,8 @@ class Lowerer:
         if fn.text == "exponential":
             if "mean" not in opts:
                 raise _fail("RL214", "`exponential` needs its mean, as in `exponential(mean 1h)`", atom.span)
+            if opts["mean"][0] <= 0:
+                raise _fail("RL214", "the mean delay must be positive", opts["mean"][1])
             return ir.LabelDelay(span=atom.span, distribution="exponential", mean_s=opts["mean"][0])
         if "median" not in opts or ("p95" not in opts and "sigma" not in opts):
             raise _fail("RL214", "`lognormal` needs a median and a p95 (or sigma)", atom.span,
@@ -1418,9 +1483,9 @@ class Lowerer:
             if relative and value <= -1.0:
                 raise _fail("RL259", f"{what} `{tok.text}` is a fall of 100% or more", tok.span,
                             help="a relative change is above -100%")
-            return value
+            return self.unit(tok, lambda t: _check_change(value, t, what, relative))
         if lit.unit == "" and not relative:
-            return lit.number
+            return self.unit(tok, lambda t: _check_change(lit.number, t, what, relative))
         if lit.unit == "":
             raise _fail("RL257", f"{what} of a relative gate is written as a percentage", tok.span,
                         help=f"write `{lit.text}%` (a relative change, like the gate's margin)")
@@ -1615,13 +1680,18 @@ class Lowerer:
             value, unit = lit.number / 100.0, "fraction"
             if abs(lit.number) > 100 and kind == "absolute":
                 raise _fail("RL201", f"`{tok.text}` is over 100%", tok.span)
+            self.unit(tok, lambda t: units.check_range(lit.number, t, "a relative change", -units.MAX_NUMBER,
+                                                       units.MAX_NUMBER, "%"))
         elif lit.unit in units.DURATION_UNITS:
             value, unit = lit.number * units.DURATION_UNITS[lit.unit], "seconds"
+            if not abs(value) <= units.MAX_DURATION_S:
+                raise _fail("RL222", f"a change in latency must be at most 520w either way, got `{_short(tok.text)}`",
+                            tok.span)
         elif lit.unit == "":
             if target.text == "latency":
                 raise _fail("RL201", "missing unit: a latency change needs a duration", tok.span,
                             help=f"write `{tok.text}ms`")
-            value, unit = lit.number, "number"
+            value, unit = self.unit(tok, lambda t: units.number(t, "a change")), "number"
         else:
             raise _fail("RL201", f"`{tok.text}` is not a change", tok.span,
                         help="write a percentage (`-2%`), a duration (`+15ms`) or a number (`0.3`)")

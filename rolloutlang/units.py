@@ -7,6 +7,7 @@ missing one.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -22,14 +23,48 @@ MEMORY_UNITS = {
 }
 CPU_UNITS = {"": 1.0, "m": 0.001}
 
+# The ranges every value is checked against when a spec is lowered, so that
+# nothing downstream (plan, statistics, targets, JSON) meets a number it
+# cannot compute with: no infinity from `1e400`, no zero where a division
+# follows, no count that would take a year to loop over.
+MAX_NUMBER = 1e15  # any plain number, count or threshold, in absolute value
+MAX_DURATION_S = 520 * DURATION_UNITS["w"]  # 520w, ten years
+MIN_INTERVAL_S = 1.0  # `every`: monitoring systems sample every few seconds at best
+MAX_INT32 = 2**31 - 1  # replicas, dimensions: what Kubernetes and the tensor formats hold
+
 
 class UnitError(ValueError):
-    """A literal that does not fit where it stands; message and hint are for people."""
+    """A literal that does not fit where it stands; message and hint are for people.
 
-    def __init__(self, message: str, help: str = "") -> None:
+    ``code`` is RL201 for a wrong or missing unit, RL222 for a value out of its range.
+    """
+
+    def __init__(self, message: str, help: str = "", code: str = "RL201") -> None:
         super().__init__(message)
         self.message = message
         self.help = help
+        self.code = code
+
+
+def check_range(value: float, text: str, what: str, low: float | None = None, high: float | None = None,
+                unit: str = "", *, above: bool = False, below: bool = False) -> float:
+    """``value`` if it is finite and within [low, high], else an RL222 UnitError that states the range.
+
+    ``above`` and ``below`` make the bounds strict: `more than 0%`, `less than 100%`.
+    """
+    fits_low = low is None or value > low or (value == low and not above)
+    fits_high = high is None or value < high or (value == high and not below)
+    if math.isfinite(value) and fits_low and fits_high:
+        return value
+    shown_low = "" if low is None else f"{_fmt(low)}{unit}"
+    shown_high = "" if high is None else f"{_fmt(high)}{unit}"
+    low_rule = shown_low and f"{'more than' if above else 'at least'} {shown_low}"
+    high_rule = shown_high and f"{'less than' if below else 'at most'} {shown_high}"
+    if low_rule and high_rule and not (above or below):
+        rule = f"between {shown_low} and {shown_high}"
+    else:
+        rule = " and ".join(r for r in (low_rule, high_rule) if r)
+    raise UnitError(f"{what} must be {rule}, got `{text}`", code="RL222")
 
 
 @dataclass(frozen=True)
@@ -51,8 +86,8 @@ def split(text: str) -> Literal:
     return Literal(float(m.group(1)), m.group(2), text)
 
 
-def duration(text: str, what: str = "a duration") -> float:
-    """Seconds from `30s`, `5m`, `2h`, `1d`, `250ms`, `1w`."""
+def duration(text: str, what: str = "a duration", minimum: float = 0.0, maximum: float = MAX_DURATION_S) -> float:
+    """Seconds from `30s`, `5m`, `2h`, `1d`, `250ms`, `1w`, within [minimum, maximum] seconds."""
     lit = split(text)
     if lit.unit == "":
         n = _fmt(lit.number)
@@ -72,7 +107,13 @@ def duration(text: str, what: str = "a duration") -> float:
     if lit.number < 0:
         raise UnitError(f"{what} cannot be negative (`{text}`)",
                         f"write a length of time such as `{_fmt(-lit.number)}{lit.unit}`")
-    return lit.number * DURATION_UNITS[lit.unit]
+    seconds = lit.number * DURATION_UNITS[lit.unit]
+    if not (math.isfinite(seconds) and minimum <= seconds <= maximum):
+        rule = f"at most {format_duration(maximum)}" if minimum == 0 else \
+            f"between {format_duration(minimum)} and {format_duration(maximum)}"
+        raise UnitError(f"{what} must be {rule}, got `{text}`", code="RL222",
+                        help="ten years (`520w`) is the longest duration a spec can hold" if seconds > maximum else "")
+    return seconds
 
 
 def percent(text: str, what: str = "a percentage", *, allow_negative: bool = False, max_value: float = 100.0) -> float:
@@ -97,15 +138,24 @@ def percent(text: str, what: str = "a percentage", *, allow_negative: bool = Fal
     return lit.number
 
 
-def number(text: str, what: str = "a number", *, integer: bool = False, minimum: float | None = None) -> float:
-    """A plain number without a unit."""
+def number(text: str, what: str = "a number", *, integer: bool = False, minimum: float | None = None,
+           maximum: float | None = None, above: bool = False, below: bool = False) -> float:
+    """A plain number without a unit, in [minimum, maximum] (``above``/``below``: strictly).
+
+    Without a maximum a number is at most MAX_NUMBER in absolute value.
+    """
     lit = split(text)
     if lit.unit:
         raise UnitError(f"{what} takes no unit, got `{text}`", f"write `{_fmt(lit.number)}`")
-    if integer and lit.number != int(lit.number):
-        raise UnitError(f"{what} must be a whole number, got `{text}`")
     if minimum is not None and lit.number < minimum:
         raise UnitError(f"{what} must be at least {_fmt(minimum)}, got `{text}`")
+    if maximum is None and minimum is None:
+        check_range(lit.number, text, what, -MAX_NUMBER, MAX_NUMBER)
+    else:
+        check_range(lit.number, text, what, minimum, MAX_NUMBER if maximum is None else maximum, above=above,
+                    below=below)
+    if integer and lit.number != int(lit.number):
+        raise UnitError(f"{what} must be a whole number, got `{text}`")
     return lit.number
 
 
@@ -115,22 +165,32 @@ def fraction_or_percent(text: str, what: str) -> float:
     if lit.unit == "%":
         return percent(text, what, allow_negative=True) / 100.0
     if lit.unit == "":
-        return lit.number
+        return check_range(lit.number, text, what, -MAX_NUMBER, MAX_NUMBER)
     raise UnitError(f"`{text}` is not a percentage or a number", f"{what} is written like `5%` or `0.05`")
+
+
+MAX_MEMORY_BYTES = 1024 * MEMORY_UNITS["Ti"]
+MAX_CPU_CORES = 10_000.0
 
 
 def memory(text: str) -> int:
     lit = split(text)
     if lit.unit not in MEMORY_UNITS:
         raise UnitError(f"`{text}` is not a memory size", f"use {one_of(list(MEMORY_UNITS)[1:])}, e.g. `4Gi`")
-    return int(lit.number * MEMORY_UNITS[lit.unit])
+    size = lit.number * MEMORY_UNITS[lit.unit]
+    if not (math.isfinite(size) and 1 <= size <= MAX_MEMORY_BYTES):
+        raise UnitError(f"memory must be between 1 byte and 1024Ti, got `{text}`", code="RL222")
+    return int(size)
 
 
 def cpu(text: str) -> float:
     lit = split(text)
     if lit.unit not in CPU_UNITS:
         raise UnitError(f"`{text}` is not a CPU amount", "write cores (`2`, `0.5`) or millicores (`500m`)")
-    return lit.number * CPU_UNITS[lit.unit]
+    cores = lit.number * CPU_UNITS[lit.unit]
+    if not (math.isfinite(cores) and 0.001 <= cores <= MAX_CPU_CORES):
+        raise UnitError(f"CPU must be between 1m and {_fmt(MAX_CPU_CORES)} cores, got `{text}`", code="RL222")
+    return cores
 
 
 def format_duration(seconds: float) -> str:
@@ -183,4 +243,4 @@ def format_count(n: float) -> str:
 
 
 def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
