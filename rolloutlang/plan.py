@@ -4,9 +4,10 @@
 strategy out as an ordered list of :class:`Phase` values (shadow, canary
 stages, blue-green preview, rolling update, then a post-promotion holdout)
 plus the :class:`Transition` values between them and the three ends
-(``promoted``, ``rolled-back``, ``paused``).  Both live in a
-``networkx.MultiDiGraph`` for graph questions (can this phase still roll
-back?) and in plain lists for everything that must be byte-stable.  The
+(``promoted``, ``rolled-back``, ``paused``).  They live in plain lists, which
+keep everything byte-stable and answer the plan's own graph questions (can
+this phase still roll back?); :attr:`Plan.graph` offers them as a
+``networkx.MultiDiGraph``, built (and networkx imported) only when asked for.  The
 checks, ``rollout explain``, the target compilers and the simulator read the
 plan, never the strategy in the IR.
 
@@ -42,6 +43,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from rolloutlang import ir
@@ -273,9 +275,6 @@ class Plan:
         rollout: the resolved IR it was built from (gates, rules, budgets).
         phases: every phase in order; post-promotion phases last.
         transitions: every edge in a stable order (phase by phase).
-        graph: a ``networkx.MultiDiGraph``; node attributes ``kind`` (a phase kind or
-            ``end``) and ``phase`` (the :class:`Phase`), edge key
-            :attr:`Transition.key`, edge attribute ``transition``.
         rate_rps: the traffic model's mean rate, if there is one.
         start: id of the first node (the first phase, or ``promoted``).
         min_duration_s: time to promotion on the fastest schedule.
@@ -286,7 +285,6 @@ class Plan:
     rollout: ir.Rollout
     phases: list[Phase]
     transitions: list[Transition]
-    graph: nx.MultiDiGraph
     rate_rps: float | None
     start: str
     min_duration_s: float
@@ -303,19 +301,66 @@ class Plan:
 
     @property
     def ends(self) -> tuple[str, ...]:
-        """The end nodes present in the graph, in a fixed order."""
-        return tuple(e for e in ENDS if e in self.graph)
+        """The end nodes of the plan, in a fixed order: `paused` only when a rule pauses."""
+        return tuple(e for e in ENDS if e != PAUSED or any(t.target == PAUSED for t in self.transitions))
+
+    @property
+    def nodes(self) -> list[str]:
+        """Every node id: the phases in order, then the ends."""
+        return [p.id for p in self.phases] + list(self.ends)
 
     def phase(self, phase_id: str) -> Phase:
-        return next(p for p in self.phases if p.id == phase_id)
+        return self._phases_by_id[phase_id]
+
+    @cached_property
+    def _phases_by_id(self) -> dict[str, Phase]:
+        return {p.id: p for p in self.phases}
 
     def transitions_from(self, node: str, kind: TransitionKind | None = None) -> list[Transition]:
         return [t for t in self.transitions if t.source == node and (kind is None or t.kind == kind)]
 
     def can_reach(self, source: str, target: str) -> bool:
+        """Whether some path of transitions leads from ``source`` to ``target`` (a node reaches itself)."""
+        nodes = set(self.nodes)
+        if source not in nodes or target not in nodes:
+            return False
+        following: dict[str, list[str]] = {}
+        for t in self.transitions:
+            following.setdefault(t.source, []).append(t.target)
+        seen = {source}
+        todo = [source]
+        while todo:
+            node = todo.pop()
+            if node == target:
+                return True
+            for nxt in following.get(node, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    @cached_property
+    def graph(self) -> nx.MultiDiGraph:
+        """The plan as a ``networkx.MultiDiGraph``, built on first use.
+
+        Node attributes ``kind`` (a phase kind or ``end``), ``phase`` (the
+        :class:`Phase`) and ``label``; edge key :attr:`Transition.key`, edge
+        attributes ``transition``, ``kind`` and ``label``.
+        """
         import networkx as nx
 
-        return target in self.graph and bool(nx.has_path(self.graph, source, target))
+        graph = nx.MultiDiGraph(name=self.rollout.name)
+        for ph in self.phases:
+            graph.add_node(ph.id, kind=ph.kind, phase=ph, label=ph.label)
+        for end in self.ends:
+            graph.add_node(end, kind="end", phase=None, label=END_LABELS[end])
+        for t in self.transitions:
+            graph.add_edge(t.source, t.target, key=t.key, transition=t, kind=t.kind, label=t.label)
+        return graph
+
+    def label(self, node: str) -> str:
+        """What a graph shows in a node: the phase's name and description, or the end's name."""
+        return END_LABELS[node] if node in END_LABELS else self.phase(node).label
 
     def rollback_gates(self) -> list[str]:
         """Gates some rule rolls back on, in declaration order."""
@@ -468,8 +513,6 @@ def _active(gate: ir.AnyGate, d: _Draft, from_index: int | None) -> bool:
 
 def build_plan(rollout: ir.Rollout) -> Plan:
     """Lay a resolved rollout out as phases and transitions."""
-    import networkx as nx
-
     drafts = _drafts(rollout)
     stage_index = {}
     if isinstance(rollout.strategy, ir.Canary):
@@ -509,17 +552,11 @@ def build_plan(rollout: ir.Rollout) -> Plan:
     promoted_late = pre[-1].latest_end_s if pre else 0.0
 
     transitions = _transitions(rollout, phases)
-    graph = nx.MultiDiGraph(name=rollout.name)
-    for ph in phases:
-        graph.add_node(ph.id, kind=ph.kind, phase=ph, label=ph.label)
-    used_ends = {t.target for t in transitions if t.target in ENDS}
-    for end in ENDS:
-        if end != PAUSED or end in used_ends:
-            graph.add_node(end, kind="end", phase=None, label=END_LABELS[end])
-    for t in transitions:
-        graph.add_edge(t.source, t.target, key=t.key, transition=t, kind=t.kind, label=t.label)
-    gate_phases = {g.name: tuple(p.id for p in phases if g.name in p.gates) for g in rollout.gates}
-    return Plan(rollout=rollout, phases=phases, transitions=transitions, graph=graph, rate_rps=rate,
+    gate_phases: dict[str, tuple[str, ...]] = {g.name: () for g in rollout.gates}
+    for p in phases:
+        for name in dict.fromkeys(p.gates):
+            gate_phases[name] += (p.id,)
+    return Plan(rollout=rollout, phases=phases, transitions=transitions, rate_rps=rate,
                 start=phases[0].id if phases else PROMOTED, min_duration_s=promoted_early,
                 max_duration_s=promoted_late, gate_phases=gate_phases)
 
@@ -538,8 +575,9 @@ def _transitions(rollout: ir.Rollout, phases: list[Phase]) -> list[Transition]:
                               after_s=ph.duration_s if ph.duration_s else None, approvers=ph.approvers))
         if ph.post_promotion:
             continue
+        evaluated = set(ph.gates)
         for r, rule in enumerate(rollout.rules):
-            active = tuple(g for g in rule.gates if g in ph.gates)
+            active = tuple(g for g in rule.gates if g in evaluated)
             if not active:
                 continue
             notify = tuple(a.channel for a in rule.actions if a.kind == "notify" and a.channel is not None)
@@ -595,8 +633,6 @@ def _drawn_edges(plan: Plan) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def _node_order(plan: Plan) -> list[str]:
-    return [p.id for p in plan.phases] + list(plan.ends)
 
 
 def _dot_quote(text: str) -> str:
@@ -616,8 +652,7 @@ def _render_dot(plan: Plan) -> str:
     lines = [f"digraph {_dot_quote(plan.name)} {{", "  graph [rankdir=LR];",
              '  node [shape=box, style=rounded, fontname="Helvetica"];',
              '  edge [fontname="Helvetica", fontsize=10];']
-    for node in _node_order(plan):
-        data = plan.graph.nodes[node]
+    for node in plan.nodes:
         extra = ""
         if node == PROMOTED:
             extra = ", shape=doublecircle, color=forestgreen"
@@ -625,7 +660,7 @@ def _render_dot(plan: Plan) -> str:
             extra = ", shape=doublecircle, color=firebrick"
         elif node == PAUSED:
             extra = ", shape=octagon, color=darkorange"
-        lines.append(f"  {_dot_quote(node)} [label={_dot_quote(data['label'])}{extra}];")
+        lines.append(f"  {_dot_quote(node)} [label={_dot_quote(plan.label(node))}{extra}];")
     for source, target, kind, label in _drawn_edges(plan):
         lines.append(f"  {_dot_quote(source)} -> {_dot_quote(target)} "
                      f"[label={_dot_quote(label)}{_DOT_EDGE_STYLE[kind]}];")
@@ -648,8 +683,8 @@ def _mermaid_ids(plan: Plan) -> dict[str, str]:
 def _render_mermaid(plan: Plan) -> str:
     ids = _mermaid_ids(plan)
     lines = ["flowchart LR"]
-    for node in _node_order(plan):
-        text = _mermaid_text(plan.graph.nodes[node]["label"])
+    for node in plan.nodes:
+        text = _mermaid_text(plan.label(node))
         if node in (PROMOTED, ROLLED_BACK):
             lines.append(f'  {ids[node]}(["{text}"])')
         elif node == PAUSED:
