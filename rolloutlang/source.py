@@ -7,16 +7,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 # lark parses about 0.5-1 MB/s here; refuse absurd inputs early and clearly.
 MAX_SOURCE_BYTES = 1_000_000
 
 
-class Span(BaseModel):
-    """A range in a source file; lines and columns are 1-based, end exclusive."""
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A range in a source file; lines and columns are 1-based, end exclusive.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A plain frozen dataclass, not a pydantic model: every token has one, so it
+    must be cheap to make, and reading and reporting on source (`source`,
+    `diagnostics`) then needs no pydantic at all.  IR nodes hold spans as
+    fields; pydantic serialises them like its own models.
+    """
 
     file: str
     line: int

@@ -913,9 +913,11 @@ def _convert(tree, src: SourceFile) -> Node:  # type: ignore[no-untyped-def]
     """lark's tree as :class:`Node` and :class:`Token` values; raises _TooDeep past MAX_NESTING."""
     from lark import Token as LarkToken
 
+    path = src.path
+
     def span_of_token(t: LarkToken) -> Span:
-        start = t.start_pos or 0
-        return src.span(start, t.end_pos if t.end_pos is not None else start + len(t))
+        # lark counts lines and columns as SourceFile does (1-based, end exclusive, `\n` only).
+        return Span(path, t.line, t.column, t.end_line, t.end_column)
 
     def walk(t, depth: int) -> Node:  # type: ignore[no-untyped-def]
         kind = str(t.data)
@@ -933,7 +935,7 @@ def _convert(tree, src: SourceFile) -> Node:  # type: ignore[no-untyped-def]
         if getattr(meta, "empty", True):
             span = children[0].span if children else src.span(0, 0)
         else:
-            span = src.span(meta.start_pos, meta.end_pos)
+            span = Span(path, meta.line, meta.column, meta.end_line, meta.end_column)
         return Node(kind, tuple(children), span)
 
     return walk(tree, 0)
