@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from rolloutlang import __version__
-from rolloutlang.diagnostics import Diagnostic, Severity, render_json, render_text
+from rolloutlang.diagnostics import MAX_DIAGNOSTICS, Diagnostic, Severity, cap, count_text, render_json, render_text
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -76,33 +76,32 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _emit(diagnostics: Sequence[Diagnostic], sources: dict[str, Any], fmt: str, colour: bool,
-          default_path: str = ".") -> None:
+          limit: int = MAX_DIAGNOSTICS, default_path: str = ".") -> None:
     ordered = sorted(diagnostics, key=lambda d: d.sort_key())
+    shown, omitted = cap(ordered, limit)
     if fmt == "json":
-        click.echo(render_json(ordered), nl=False)
+        click.echo(render_json(shown, omitted), nl=False)
         return
     if fmt == "gitlab":
         from rolloutlang.codequality import render_code_quality
 
+        # A code quality report lists every finding: it has nowhere to count the ones left out.
         click.echo(render_code_quality(ordered, default_path), nl=False)
         return
     if fmt == "sarif":
         from rolloutlang.sarif import render_sarif
 
-        click.echo(render_sarif(ordered), nl=False)
+        click.echo(render_sarif(shown, len(omitted)), nl=False)
         return
-    for d in ordered:
+    for d in shown:
         click.echo(render_text(d, sources, colour=colour), err=True, color=colour)
         click.echo("", err=True)
-    errors = sum(1 for d in ordered if d.severity is Severity.ERROR)
-    warnings = sum(1 for d in ordered if d.severity is Severity.WARNING)
-    if errors or warnings:
-        parts = []
-        if errors:
-            parts.append(f"{errors} error{'s' if errors != 1 else ''}")
-        if warnings:
-            parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
-        click.echo(", ".join(parts), err=True)
+    if omitted:
+        click.echo(f"... and {count_text(omitted) or f'{len(omitted):,} notes'} more, not shown "
+                   "(`--max-diagnostics 0` shows all)", err=True)
+    summary = count_text(ordered)
+    if summary:
+        click.echo(summary, err=True)
 
 
 def _load(path: Path, root: Path | None) -> Any:
@@ -123,9 +122,11 @@ def _load(path: Path, root: Path | None) -> Any:
                    "scanning), or a GitLab code quality report.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("--dump-ir", is_flag=True, help="Print the IR the compiler understood, as JSON.")
+@click.option("--max-diagnostics", "limit", type=click.IntRange(min=0), default=MAX_DIAGNOSTICS, show_default=True,
+              help="Show at most this many findings and count the rest; 0 shows all.")
 @_root_option
 @_colour_option
-def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, root: Path | None,
+def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, limit: int, root: Path | None,
           color: bool | None) -> None:
     """Parse, lower and check rollout files.
 
@@ -160,7 +161,7 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, root: 
     if dump_ir:
         for text in dumps:
             click.echo(text)
-    _emit(diagnostics, sources, fmt, _colour(color), default_path=files[0].as_posix())
+    _emit(diagnostics, sources, fmt, _colour(color), limit, default_path=files[0].as_posix())
     if fmt == "text" and not diagnostics:
         click.echo(f"no problems in {len(files)} file{'s' if len(files) != 1 else ''}", err=True)
     if io_error:
@@ -254,11 +255,9 @@ def graph(file: Path, fmt: str, root: Path | None, color: bool | None) -> None:
         _fail_program(program, _colour(color))
     rollouts = program.rollouts()
     if fmt == "json" and len(rollouts) > 1:
-        import json
+        from rolloutlang.plan import render_plans_json
 
-        from rolloutlang.plan import plan_to_json
-
-        click.echo(json.dumps([plan_to_json(build_plan(r)) for r in rollouts], indent=2))
+        click.echo(render_plans_json([build_plan(r) for r in rollouts]), nl=False)
         return
     for rollout in rollouts:
         click.echo(render_plan(build_plan(rollout), fmt), nl=False)

@@ -199,18 +199,47 @@ def render_short(diagnostic: Diagnostic) -> str:
     return f"{where}{diagnostic.severity.value}: {diagnostic.message} [{diagnostic.code}]"
 
 
-def render_json(diagnostics: Sequence[Diagnostic]) -> str:
-    """A versioned envelope, like ``terraform validate -json``."""
-    errors = sum(1 for d in diagnostics if d.severity is Severity.ERROR)
-    warnings = sum(1 for d in diagnostics if d.severity is Severity.WARNING)
+def render_json(diagnostics: Sequence[Diagnostic], omitted: Sequence[Diagnostic] = ()) -> str:
+    """A versioned envelope, like ``terraform validate -json``.
+
+    ``omitted`` are findings left out by the cap on diagnostics: counted, not listed.
+    Numbers are always finite: a NaN or an infinity is a bug, and raises here
+    rather than reach a tool as invalid JSON.
+    """
+    errors = sum(1 for d in (*diagnostics, *omitted) if d.severity is Severity.ERROR)
+    warnings = sum(1 for d in (*diagnostics, *omitted) if d.severity is Severity.WARNING)
     doc = {
         "format_version": JSON_FORMAT_VERSION,
         "valid": errors == 0,
         "error_count": errors,
         "warning_count": warnings,
+        "omitted_count": len(omitted),
         "diagnostics": [d.to_json() for d in diagnostics],
     }
-    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    return json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+# How many findings one run shows by default; the rest are counted (`--max-diagnostics`).
+MAX_DIAGNOSTICS = 200
+
+
+def cap(diagnostics: Sequence[Diagnostic], limit: int) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """The first ``limit`` diagnostics (all of them for a limit of 0) and the ones left out."""
+    if limit <= 0 or len(diagnostics) <= limit:
+        return list(diagnostics), []
+    return list(diagnostics[:limit]), list(diagnostics[limit:])
+
+
+def count_text(diagnostics: Sequence[Diagnostic]) -> str:
+    """`3 errors, 1 warning`; "" when there are neither."""
+    errors = sum(1 for d in diagnostics if d.severity is Severity.ERROR)
+    warnings = sum(1 for d in diagnostics if d.severity is Severity.WARNING)
+    parts = []
+    if errors:
+        parts.append(f"{errors:,} error{'s' if errors != 1 else ''}")
+    if warnings:
+        parts.append(f"{warnings:,} warning{'s' if warnings != 1 else ''}")
+    return ", ".join(parts)
 
 
 @dataclass

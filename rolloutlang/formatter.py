@@ -567,13 +567,67 @@ def format_parsed(src: SourceFile, result: ParseResult) -> tuple[str | None, lis
         return None, [_internal(src, f"the formatter does not know this construct ({exc})")]
     at_end = _place_comments(layout.rows, result.comments, src)
     text = _render(layout.rows, at_end, src)
-    # The safety net: the result must parse to the same tokens and keep every comment.
+    refusal = _check_kept(src, result, text)
+    return (None, [refusal]) if refusal is not None else (text, [])
+
+
+# What the layout may add or drop besides blanks: `, ` between items (and a
+# trailing comma), and the braces of an empty `metrics ... {}`.
+_LAYOUT_CHARACTERS = frozenset(",{}")
+
+
+def _check_kept(src: SourceFile, result: ParseResult, text: str) -> Diagnostic | None:
+    """The safety net under `fmt`: why ``text`` may not replace the source, or None when it may.
+
+    Three independent checks: the output parses to the same tokens in the
+    same tree; it has the same comments, each kept whole, in the same order;
+    and every character of the source other than blanks and the layout's own
+    punctuation is in the output as many times (a comment or a token that
+    went missing fails this one even if the first two were fooled).
+    """
+    assert result.tree is not None
     again = parse(SourceFile(src.path, text))
     if again.tree is None or _shape(again.tree) != _shape(result.tree):
-        return None, [_internal(src, "formatting would change the meaning of this file")]
-    if [c.text.rstrip() for c in again.comments] != [c.text.rstrip() for c in result.comments]:
-        return None, [_internal(src, "formatting would lose or reorder a comment")]
-    return text, []
+        where = _first_changed_token(result.tree, again.tree)
+        return error("RL018", "`fmt` would change the tokens of this file, so it leaves the file as it is",
+                     where or src.span(0, 0), label="this token would change",
+                     help="this is a bug in rolloutlang; please report it with the file")
+    before = [c.text.rstrip() for c in result.comments]
+    after = [c.text.rstrip() for c in again.comments]
+    if before != after:
+        first = next((i for i, c in enumerate(before) if i >= len(after) or after[i] != c), len(before) - 1)
+        return error("RL019", "`fmt` would lose or change a comment, so it leaves the file as it is",
+                     result.comments[first].span if result.comments else src.span(0, 0), label="this comment",
+                     help="this is a bug in rolloutlang; please report it with the file")
+    missing = _missing_character(src.text, text)
+    if missing is not None:
+        return error("RL019", "`fmt` would lose text of this file, so it leaves the file as it is",
+                     src.span(missing, missing + 1), label="this text would be lost",
+                     help="this is a bug in rolloutlang; please report it with the file")
+    return None
+
+
+def _missing_character(before: str, after: str) -> int | None:
+    """Offset in ``before`` of a character that ``after`` holds fewer times (blanks and layout aside)."""
+    from collections import Counter
+
+    def counted(text: str) -> Counter[str]:
+        return Counter(c for c in text if not c.isspace() and c not in _LAYOUT_CHARACTERS)
+
+    short = counted(before) - counted(after)
+    if not short:
+        return None
+    return min(before.rfind(c) for c in short)
+
+
+def _first_changed_token(old: Node, new: Node | None) -> Span | None:
+    """Where the first token that formatting would change is, in the source."""
+    old_tokens = old.tokens()
+    new_tokens = new.tokens() if new is not None else []
+    for i, tok in enumerate(old_tokens):
+        if i >= len(new_tokens) or (new_tokens[i].type, new_tokens[i].text) != (tok.type, tok.text):
+            return tok.span
+    return old_tokens[-1].span if old_tokens else None
 
 
 def strip_spans(value: Any) -> Any:

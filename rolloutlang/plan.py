@@ -612,7 +612,7 @@ def render_plan(plan: Plan, fmt: str) -> str:
     if fmt == "mermaid":
         return _render_mermaid(plan)
     if fmt == "json":
-        return json.dumps(plan_to_json(plan), indent=2) + "\n"
+        return json.dumps(plan_to_json(plan), indent=2, allow_nan=False) + "\n"
     raise ValueError(f"unknown plan format {fmt!r}: use dot, mermaid or json")
 
 
@@ -768,6 +768,11 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "nodes": nodes,
         "edges": [transition_to_json(t) for t in plan.transitions],
     }
+
+
+def render_plans_json(plans: Sequence[Plan]) -> str:
+    """Several plans as one JSON list (a file with several rollouts); finite numbers only."""
+    return json.dumps([plan_to_json(p) for p in plans], indent=2, allow_nan=False) + "\n"
 
 
 def gate_list(names: Sequence[str]) -> str:

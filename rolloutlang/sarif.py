@@ -67,8 +67,8 @@ def _text(d: Diagnostic) -> str:
     return "\n".join(lines)
 
 
-def sarif_log(diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
-    """The SARIF log as a JSON-ready dict."""
+def sarif_log(diagnostics: Sequence[Diagnostic], omitted: int = 0) -> dict[str, Any]:
+    """The SARIF log as a JSON-ready dict; ``omitted``, the results the cap left out, is a run property."""
     titles = rule_titles()
     first_message: dict[str, str] = {}
     for d in diagnostics:
@@ -95,21 +95,20 @@ def sarif_log(diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
                 location["logicalLocations"] = [{"fullyQualifiedName": d.path, "kind": "element"}]
             result["locations"] = [location]
         results.append(result)
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": SARIF_VERSION,
-        "runs": [{
-            "tool": {"driver": {
-                "name": "rolloutlang",
-                "version": __version__,
-                "rules": rules,
-            }},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
+    run: dict[str, Any] = {
+        "tool": {"driver": {
+            "name": "rolloutlang",
+            "version": __version__,
+            "rules": rules,
+        }},
+        "columnKind": "unicodeCodePoints",
+        "results": results,
     }
+    if omitted:
+        run["properties"] = {"omittedResultCount": omitted}
+    return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
-def render_sarif(diagnostics: Sequence[Diagnostic]) -> str:
-    """SARIF 2.1.0 JSON text for the diagnostics, in the order given."""
-    return json.dumps(sarif_log(diagnostics), indent=2, ensure_ascii=False) + "\n"
+def render_sarif(diagnostics: Sequence[Diagnostic], omitted: int = 0) -> str:
+    """SARIF 2.1.0 JSON text for the diagnostics, in the order given (finite numbers only)."""
+    return json.dumps(sarif_log(diagnostics, omitted), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

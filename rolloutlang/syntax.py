@@ -917,6 +917,9 @@ def _convert(tree, src: SourceFile) -> Node:  # type: ignore[no-untyped-def]
 
     def span_of_token(t: LarkToken) -> Span:
         # lark counts lines and columns as SourceFile does (1-based, end exclusive, `\n` only).
+        if t.line is None or t.column is None or t.end_line is None or t.end_column is None:
+            start = t.start_pos or 0
+            return src.span(start, t.end_pos if t.end_pos is not None else start + len(t))
         return Span(path, t.line, t.column, t.end_line, t.end_column)
 
     def walk(t, depth: int) -> Node:  # type: ignore[no-untyped-def]

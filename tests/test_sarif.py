@@ -41,6 +41,7 @@ SARIF_SUBSET: dict[str, Any] = {
                 "tool": {"$ref": "#/definitions/tool"},
                 "results": {"type": "array", "items": {"$ref": "#/definitions/result"}},
                 "columnKind": {"enum": ["utf16CodeUnits", "unicodeCodePoints"]},
+                "properties": {"type": "object"},
             },
         },
         "tool": {
