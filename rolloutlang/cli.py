@@ -97,7 +97,7 @@ def _emit(diagnostics: Sequence[Diagnostic], sources: dict[str, Any], fmt: str, 
         click.echo(render_text(d, sources, colour=colour), err=True, color=colour)
         click.echo("", err=True)
     if omitted:
-        click.echo(f"... and {count_text(omitted) or f'{len(omitted):,} notes'} more, not shown "
+        click.echo(f"... {count_text(omitted) or f'{len(omitted):,} notes'} more not shown "
                    "(`--max-diagnostics 0` shows all)", err=True)
     summary = count_text(ordered)
     if summary:

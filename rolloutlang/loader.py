@@ -106,7 +106,7 @@ def _load_files(program: Program, path: Path, entry: str, text: str | None) -> N
             continue
         if target in on_chain:
             chain = [n for n, _ in frames]
-            cycle = " -> ".join([*chain[chain.index(target):], target])
+            cycle = _chain_text([*chain[chain.index(target):], target])
             program.diagnostics.append(
                 error("RL122", f"import cycle: {cycle}", _import_span(program, imp),
                       label=f"`{target}` is already being imported",
@@ -119,6 +119,13 @@ def _load_files(program: Program, path: Path, entry: str, text: str | None) -> N
         if imported is not None:
             frames.append((target, iter(imported.imports)))
             on_chain.add(target)
+
+
+def _chain_text(files: list[str]) -> str:
+    """`a -> b -> a`; a long chain keeps its ends and says how many files it skips."""
+    if len(files) <= 8:
+        return " -> ".join(files)
+    return " -> ".join([*files[:3], f"... {len(files) - 5:,} more ...", *files[-2:]])
 
 
 def _load_file(program: Program, path: Path, name: str, text: str | None, at: Span | None) -> ir.File | None:

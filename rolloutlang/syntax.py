@@ -800,7 +800,7 @@ def _syntax_hint(tok_type: str, text: str, expected: set[str], first_word: str, 
         if lit is not None and lit.unit in units.DURATION_UNITS:
             if "FOR" in expected:
                 return f"write `for` before the duration: `for {text}`"
-            prev = re.search(r"(\d+(?:\.\d+)?)([a-z]+)$", source[max(0, offset - 20):offset])
+            prev = re.search(r"(\d+(?:\.\d+)?)([a-z]+)[ \t]*$", source[max(0, offset - 20):offset])
             if prev is not None and prev.group(2) in units.DURATION_UNITS:
                 total = float(prev.group(1)) * units.DURATION_UNITS[prev.group(2)] + lit.number * units.DURATION_UNITS[
                     lit.unit]

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 from rolloutlang.diagnostics import one_of
 
-_NUMBER = re.compile(r"^([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)([A-Za-z%]*)$")
+# A number and its unit, as the lexer reads them (NUMLIT): the unit runs to the end of the word.
+_NUMBER = re.compile(r"^([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(%|[A-Za-z][A-Za-z0-9_]*)?$")
+# `1h30m`: durations written with several units.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 MEMORY_UNITS = {
@@ -83,7 +86,7 @@ def split(text: str) -> Literal:
     m = _NUMBER.match(text)
     if not m:
         raise UnitError(f"`{text}` is not a number", "write a number such as `5`, `2.5` or `30m`")
-    return Literal(float(m.group(1)), m.group(2), text)
+    return Literal(float(m.group(1)), m.group(2) or "", text)
 
 
 def duration(text: str, what: str = "a duration", minimum: float = 0.0, maximum: float = MAX_DURATION_S) -> float:
@@ -96,6 +99,9 @@ def duration(text: str, what: str = "a duration", minimum: float = 0.0, maximum:
             f"missing unit: {what} needs a unit",
             f"write `{n}{likely[0]}`, `{n}{likely[1]}` or another of {one_of(list(DURATION_UNITS))}",
         )
+    if lit.unit not in DURATION_UNITS and re.fullmatch(f"(?:{_DURATION_PART.pattern})+", text):
+        total = sum(float(n) * DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+        raise UnitError(f"a duration takes one unit, got `{text}`", f"write `{format_duration(total)}`")
     if lit.unit not in DURATION_UNITS:
         close = [u for u in DURATION_UNITS if u.lower() == lit.unit.lower()] or [
             u for u in ("ms", "s", "m", "h", "d", "w") if lit.unit.startswith(u)]
@@ -148,7 +154,7 @@ def number(text: str, what: str = "a number", *, integer: bool = False, minimum:
     if lit.unit:
         raise UnitError(f"{what} takes no unit, got `{text}`", f"write `{_fmt(lit.number)}`")
     if minimum is not None and lit.number < minimum:
-        raise UnitError(f"{what} must be at least {_fmt(minimum)}, got `{text}`")
+        raise UnitError(f"{what} must be at least {_fmt(minimum)}, got `{text}`", code="RL222")
     if maximum is None and minimum is None:
         check_range(lit.number, text, what, -MAX_NUMBER, MAX_NUMBER)
     else:

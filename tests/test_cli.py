@@ -364,7 +364,7 @@ except SystemExit as exc:
     code = exc.code
 else:
     code = 0
-heavy = sorted(m for m in ("scipy", "simpy", "numpy") if m in sys.modules)
+heavy = sorted(m for m in ("scipy", "simpy", "numpy", "networkx", "jinja2") if m in sys.modules)
 checked = "rolloutlang.checks" in sys.modules
 print("RESULT", code, checked, ",".join(heavy) or "-")
 """
@@ -388,13 +388,50 @@ def test_check_without_business_gates_imports_no_scipy_simpy_numpy(repo: Path) -
 
 
 def test_check_on_the_ranker_imports_no_simpy() -> None:
-    """ranker-v2 has a business gate: the power check may load scipy, never the simulator."""
+    """ranker-v2 has a business gate: the power check may load scipy, never the simulator or networkx."""
     code, checked, heavy = _probe(RANKER, ROOT)
     assert code == 0 and checked
-    assert "simpy" not in heavy
+    assert "simpy" not in heavy and "networkx" not in heavy
 
 
 def test_a_clean_check_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     # A newcomer running the README's first command sees that something happened.
     code, out, err = run_cli(["check", "--root", str(ROOT), str(ROOT / "examples" / "ranker-v2.rollout")], capsys)
     assert (code, out, err) == (0, "", "no problems in 1 file\n")
+
+
+# -- a cap on how many findings one run shows ------------------------------------------------------------
+
+MANY_ERRORS = "rollout r {\n" + "".join(f"  gate g{i}: p99 latency < {i}\n" for i in range(1, 13)) + "}\n"
+
+
+def test_findings_past_the_cap_are_counted_not_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.rollout"
+    spec.write_text(MANY_ERRORS)
+    code, _, err = run_cli(["check", "--max-diagnostics", "5", "--root", str(tmp_path), str(spec)], capsys)
+    assert code == 1
+    assert err.count("error[RL201]") == 5
+    assert "... 7 errors more not shown (`--max-diagnostics 0` shows all)" in err
+    assert err.rstrip().endswith("12 errors")
+    code, _, err = run_cli(["check", "--max-diagnostics", "0", "--root", str(tmp_path), str(spec)], capsys)
+    assert code == 1 and err.count("error[RL201]") == 12 and "not shown" not in err
+
+
+def test_the_cap_in_json_and_sarif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.rollout"
+    spec.write_text(MANY_ERRORS)
+    _, out, _ = run_cli(["check", "--format", "json", "--max-diagnostics", "5", str(spec)], capsys)
+    doc = json.loads(out)
+    assert (len(doc["diagnostics"]), doc["error_count"], doc["omitted_count"]) == (5, 12, 7)
+    _, out, _ = run_cli(["check", "--format", "sarif", "--max-diagnostics", "5", str(spec)], capsys)
+    run = json.loads(out)["runs"][0]
+    assert (len(run["results"]), run["properties"]) == (5, {"omittedResultCount": 7})
+
+
+def test_the_default_cap_is_two_hundred(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.rollout"
+    spec.write_text("".join(f"rollout r{i} {{ service s }}\n" for i in range(150)))
+    code, out, _ = run_cli(["check", "--format", "json", str(spec)], capsys)
+    doc = json.loads(out)
+    assert code == 1 and len(doc["diagnostics"]) == 200
+    assert doc["omitted_count"] == doc["warning_count"] + doc["error_count"] - 200 > 0

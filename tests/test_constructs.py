@@ -80,8 +80,9 @@ def test_keywords_are_contextual() -> None:
     assert rollout.gates[0].name == "canary" and rollout.rules[0].gates == ("canary",)
 
 
-def test_compound_durations_are_a_syntax_error() -> None:
-    assert codes("serving { warmup 1h30m }") == ["RL010"]
+def test_compound_durations_are_one_token_and_an_error() -> None:
+    assert codes("serving { warmup 1h30m }") == ["RL201"]
+    assert codes("serving { warmup 1h 30m }") == ["RL010"]
 
 
 # -- identity ------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def test_container_types(text: str, base: str, element: str, dims: tuple[int, ..
         ("int64<3>", "RL210"),
         ("vectr<float32, 3>", "RL210"),
         ("list", "RL210"),
-        ("vector<float32, 0>", "RL201"),
+        ("vector<float32, 0>", "RL222"),
     ],
 )
 def test_bad_types(text: str, code: str) -> None:
@@ -321,7 +322,7 @@ def test_consumers() -> None:
 
 
 def test_consumer_dimension_must_be_positive_and_names_unique() -> None:
-    assert codes("consumers { a expects e 0 }") == ["RL201"]
+    assert codes("consumers { a expects e 0 }") == ["RL222"]
     assert codes("consumers { a expects e 3  a expects e 4 }") == ["RL101"]
 
 
@@ -639,7 +640,7 @@ def test_slo_gate_options(options: str, interval: float, limit: int, stage: str 
         ("gate g: saturation < 0.8", "RL201"),
         ("gate g: p99 latncy < 1s", "RL215"),
         ("gate g: throughput < 1", "RL215"),
-        ("gate g: p99 latency < 1s, fail after 0", "RL201"),
+        ("gate g: p99 latency < 1s, fail after 0", "RL222"),
         ("gate g: p99 latency < 1s, evry 5m", "RL207"),
         ("gate g: p99 latency < 1s, every 5m, every 1m", "RL208"),
         ("gate g: p99 latency < 1s every 5m fail after 2", "RL206"),
@@ -698,10 +699,10 @@ def test_drift_gate_options(options: str, field: str, value: object) -> None:
         ("gate d: psy(scores) < 0.2", "RL216"),
         ("gate d: psi(a, b) < 0.2", "RL216"),
         ("gate d: psi(scores)", "RL202"),
-        ("gate d: psi(scores) < 0.2, bins 1", "RL201"),
-        ("gate d: psi(scores) < 0.2, min samples 0", "RL201"),
+        ("gate d: psi(scores) < 0.2, bins 1", "RL222"),
+        ("gate d: psi(scores) < 0.2, min samples 0", "RL222"),
         ("gate d: psi(scores) < 0.2, vs production", "RL203"),
-        ("gate d: psi(scores) < -1", "RL201"),
+        ("gate d: psi(scores) < -1", "RL222"),
         ("gate d: psi(scores) < 0.2, window 1h", "RL207"),
     ],
 )

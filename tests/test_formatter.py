@@ -1181,3 +1181,65 @@ def test_cli_check_after_fmt_passes_on_examples(tmp_path: Path, path: Path) -> N
     copy = _write(tmp_path, path.read_bytes())
     assert _run(str(copy)).exit_code == 0
     assert _run("--check", str(copy)).exit_code == 0
+
+
+# -- nothing lost, provably ----------------------------------------------------------------------------
+
+
+def test_a_lone_carriage_return_ends_a_comment_and_the_statement_after_it_is_kept(tmp_path: Path) -> None:
+    path = _write(tmp_path, "rollout r {\n  service ranker  # note\r  namespace recs\n}\n")
+    assert _run(str(path)).exit_code == 0
+    assert path.read_text() == "rollout r {\n  service   ranker  # note\n  namespace recs\n}\n"
+
+
+def _broken_renderer(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
+    """Make the layout step lose or change something, as a bug in it would."""
+    import rolloutlang.formatter as formatter
+
+    render = formatter._render
+    monkeypatch.setattr(formatter, "_render", lambda *args: change(render(*args)))
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "where"),
+    [
+        (lambda text: text.replace("  # svc", ""), "RL019", (2, 19)),  # a comment dropped
+        (lambda text: text.replace("# svc", "# svk"), "RL019", (2, 19)),  # a comment changed
+        (lambda text: text.replace("service s", "service t"), "RL018", (2, 15)),  # a token changed
+        (lambda text: text.replace("  # svc", "  # svc\n  # svc"), "RL019", (2, 19)),  # a comment doubled
+    ],
+)
+def test_fmt_refuses_to_write_what_would_lose_or_change_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Any, code: str, where: tuple[int, int]
+) -> None:
+    path = _write(tmp_path, UGLY)
+    _broken_renderer(monkeypatch, change)
+    outcome = format_file(path, write=True)
+    (diagnostic,) = outcome.diagnostics
+    assert diagnostic.code == code and "leaves the file as it is" in diagnostic.message
+    assert diagnostic.span is not None and (diagnostic.span.line, diagnostic.span.col) == where
+    assert path.read_bytes() == UGLY.encode()
+    assert _run(str(path)).exit_code == 1
+    assert path.read_bytes() == UGLY.encode()
+
+
+def test_text_lost_behind_a_comment_is_caught_even_when_tokens_and_comments_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The third net: had the comment rule swallowed code the lexer skipped, the characters would differ."""
+    import rolloutlang.formatter as formatter
+
+    assert formatter._missing_character("a b # x\nq", "a b # x") == 8
+    assert formatter._missing_character("x { a, b, }", "x {a, b}") is None  # layout punctuation only
+    # Fool the first two nets: the comments as the parser sees them are the same before and after.
+    _broken_renderer(monkeypatch, lambda text: text.replace("  # svc", ""))
+    monkeypatch.setattr(formatter, "parse", lambda src: _without_comments(parse(src)))
+    out, diagnostics = format_source(UGLY)
+    assert out is None and [d.code for d in diagnostics] == ["RL019"]
+    assert "would lose text" in diagnostics[0].message
+    assert diagnostics[0].span is not None and diagnostics[0].span.line == 2
+
+
+def _without_comments(result: Any) -> Any:
+    result.comments = []
+    return result

@@ -73,7 +73,25 @@ def test_every_example_graphs_in_every_format(path: Path, capsys: pytest.Capture
     dot = graph(path, "dot", capsys)
     assert pydot.graph_from_dot_data(dot)
     check_mermaid(graph(path, "mermaid", capsys))
-    check_json(json.loads(graph(path, "json", capsys)))
+    check_json(json.loads(graph(path, "json", capsys), parse_constant=_no_constant))
+
+
+def _no_constant(name: str) -> None:
+    raise AssertionError(f"{name} in JSON: the plan's numbers must all be finite")
+
+
+def test_json_writers_refuse_non_finite_numbers() -> None:
+    """Finite by construction (the lowering's ranges); a bug that made one infinite fails loudly, not as bad JSON."""
+    from dataclasses import replace
+
+    from rolloutlang.loader import load_text
+    from rolloutlang.plan import build_plan, render_plan
+
+    (rollout,) = load_text(RANKER_SPEC, "ranker-v2.rollout").rollouts()
+    plan = build_plan(rollout)
+    plan.phases[0] = replace(plan.phases[0], exposure_requests=float("inf"))
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        render_plan(plan, "json")
 
 
 # -- mermaid ------------------------------------------------------------------------------------

@@ -62,3 +62,58 @@ def test_sarif_names_the_logical_location(tmp_path: Path, capsys: pytest.Capture
     assert pin["locations"][0]["logicalLocations"] == [
         {"fullyQualifiedName": "rollouts[0].models[1].pin", "kind": "element"}
     ]
+
+
+def _naive_path(root: object, span: Span) -> str:
+    """The definition, one sibling at a time: the deepest node holding the span, first in field order."""
+    from pydantic import BaseModel
+
+    from rolloutlang import ir
+
+    def holds(outer: Span, inner: Span) -> bool:
+        return outer.file == inner.file and (outer.line, outer.col) <= (inner.line, inner.col) \
+            and (inner.end_line, inner.end_col) <= (outer.end_line, outer.end_col)
+
+    path, node = "", root
+    while True:
+        assert isinstance(node, BaseModel)
+        step = None
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            items = [(name, value)] if isinstance(value, ir.Node) else \
+                [(f"{name}[{i}]", v) for i, v in enumerate(value) if isinstance(v, ir.Node)] \
+                if isinstance(value, tuple) else []
+            step = next(((n, v) for n, v in items if holds(v.span, span)), None)
+            if step is not None:
+                break
+        if step is None:
+            return path
+        path = f"{path}.{step[0]}" if path and not step[0].startswith("[") else path + step[0]
+        node = step[1]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "examples").glob("*.rollout")),
+                         ids=lambda p: p.name)
+def test_the_index_finds_what_the_definition_finds(path: Path) -> None:
+    """Every span of every node and finding of the examples: the indexed lookup equals the plain one."""
+    from pydantic import BaseModel
+
+    from rolloutlang.checks import run_checks
+    from rolloutlang.irpath import IrPaths
+    from rolloutlang.loader import load
+
+    program = load(path, path.parent.parent)
+    assert program.main is not None
+    spans = [d.span for d in run_checks(program) if d.span is not None]
+    todo: list[object] = [program.main]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, BaseModel):
+            spans.extend(v for v in vars(node).values() if isinstance(v, Span))
+            todo.extend(vars(node).values())
+        elif isinstance(node, tuple):
+            todo.extend(node)
+    paths = IrPaths(program.main)
+    assert len(spans) > 50
+    for span in spans:
+        assert paths.path(span) == _naive_path(program.main, span), span

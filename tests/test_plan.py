@@ -59,6 +59,11 @@ def test_every_example_builds_a_sound_plan(path: Path) -> None:
             if not phase.post_promotion:
                 assert plan.can_reach(phase.id, ROLLED_BACK)
         assert plan.graph.number_of_edges() == len(plan.transitions)
+        # The plan answers reachability from its own lists, as networkx does from the graph.
+        for source in plan.nodes:
+            for target in plan.nodes:
+                assert plan.can_reach(source, target) == nx.has_path(plan.graph, source, target)
+        assert list(plan.graph.nodes) == plan.nodes
 
 
 def test_ranker_phases_in_order_with_weights_and_mirroring(ranker: Plan) -> None:

@@ -257,3 +257,97 @@ def test_parser_cache_lives_in_a_private_folder(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
     assert _cache_file() is False
+
+
+# -- keywords are whole words ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rollout r {\n  gatekeeper: p99 latency < 250ms\n}\n", "unknown keyword `gatekeeper`"),
+        ("rollout r {\n  gatelatency: p99 latency < 250ms\n}\n", "unknown keyword `gatelatency`"),
+        ("rollout r {\n  model stablex ranker 1.4.2\n}\n", "unexpected `stablex`"),
+        ("rollout r {\n  route header \"x\" = \"y\" to candidates\n}\n", "unexpected `candidates`"),
+        ("rollout r {\n  signature { inx a: int64 }\n}\n", "unexpected `inx`"),
+        ("rolloutr {\n}\n", "unknown keyword `rolloutr`"),
+    ],
+)
+def test_a_keyword_is_never_read_off_the_front_of_a_longer_word(text: str, message: str) -> None:
+    result = parsed(text)
+    assert result.tree is None
+    assert message in result.diagnostics[0].message
+
+
+def test_keywords_stay_names_where_no_keyword_is_expected() -> None:
+    text = ('rollout canary {\n  gate gate: p99 latency < 1s every 1m\n  gate stable: error rate < 1%\n'
+            '  signature { in in: int64, out: int64 out stable: float32 }\n}\n')
+    names = [t.text for t in tokens(parsed(text)) if t.type == "NAME"]
+    assert names[:3] == ["canary", "gate", "p99"]
+    assert "stable" in names and "in" in names and "out" in names
+
+
+# -- one meaning of a line end ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_every_line_end_ends_a_comment_and_counts_as_a_line(end: str) -> None:
+    text = f"rollout r {{{end}  service ranker  # note{end}  namespace recs{end}}}{end}"
+    result = parsed(text)
+    assert at(find(result, "recs").span) == (3, 13, 3, 17)
+    assert [c.text for c in result.comments] == ["# note"]
+
+
+def test_a_lone_carriage_return_inside_a_comment_ends_it() -> None:
+    from rolloutlang.loader import load_text
+
+    program = load_text("rollout r {\n  service ranker  # note\r  namespace recs\n}\n", "t.rollout")
+    assert program.main is not None
+    assert program.main.rollouts[0].namespace == "recs"
+    assert program.sources["t.rollout"].line_text(3) == "  namespace recs"
+
+
+def test_a_string_ends_at_a_lone_carriage_return_too() -> None:
+    result = parsed('rollout r {\n  owner "a\rb"\n}\n')
+    assert result.diagnostics[0].code == "RL012"
+
+
+# -- nesting ---------------------------------------------------------------------------------------------
+
+
+def test_nesting_up_to_the_cap_parses() -> None:
+    from rolloutlang.syntax import MAX_NESTING
+
+    call = "f(" * MAX_NESTING + "x" + ")" * MAX_NESTING
+    vector = "list<" * (MAX_NESTING - 1) + "int64" + ">" * (MAX_NESTING - 1)
+    result = parsed(f"rollout r {{\n  gate d: {call} < 1\n  signature {{ out s: {vector} }}\n}}\n")
+    assert result.tree is not None and result.diagnostics == []
+
+
+@pytest.mark.parametrize("depth", [33, 5_000])
+def test_nesting_past_the_cap_is_one_located_error(depth: int) -> None:
+    result = parsed("rollout r {\n  gate d: " + "f(" * depth + "x" + ")" * depth + " < 1\n}\n")
+    (diagnostic,) = result.diagnostics
+    assert (diagnostic.code, at(diagnostic.span)[:2]) == ("RL017", (2, 11 + 2 * 32))
+
+
+# -- recovery stays linear ---------------------------------------------------------------------------------
+
+
+def test_the_last_word_before_an_error_is_found_without_a_quadratic_search() -> None:
+    from rolloutlang.syntax import _last_word
+
+    assert _last_word('owner "a b"') == '"a b"'
+    assert _last_word("gate g: " + "w" * 200_000) == "w" * 200_000
+    assert _last_word("x") == "x"
+    # A 200 kB word before a syntax error once took minutes: now one diagnostic, at once.
+    (diagnostic,) = parsed("rollout x {\n  gate g: " + "w" * 200_000 + " <\n  ?\n}\n").diagnostics
+    assert (diagnostic.code, at(diagnostic.span)[:2]) == ("RL010", (3, 3))
+
+
+def test_braces_on_one_huge_line_are_scanned_once() -> None:
+    from rolloutlang.syntax import _scan_braces
+
+    text = "rollout r " + "{" * 100_000 + "}" * 99_999
+    braces = _scan_braces(text)
+    assert len(braces.open) == 1 and len(braces.closed) == 99_999 and braces.extra_closing == 0
