@@ -7,6 +7,7 @@ has a business gate to size).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -591,6 +592,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     # `check`).  Plain reference counting still frees everything.
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    # pydantic looks for plugins in every installed package's metadata when the
+    # IR models are built; a command line tool has none to offer (a user's own
+    # setting wins).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="rollout", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -54,7 +54,9 @@ end of the line that code ends; a comment that sat between two tokens of one
 statement, which has no exact place once the statement is on one line, moves
 to its own line just before that statement.  No comment is ever dropped: the
 result is parsed again and compared with the input, token for token and
-comment for comment, before anything is written.
+comment for comment, and character for character (blanks and the layout's
+own `,`, `{` and `}` aside), before anything is written; a file that would
+change or lose anything is refused (RL018, RL019) and left as it is.
 """
 
 from __future__ import annotations
