@@ -10,6 +10,7 @@ The output depends only on the input: no times, no set order.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -40,18 +41,33 @@ def explain_program(program: Program) -> str:
         findings += [d for ctx in contexts for d in check_rollout(ctx)]
     findings.sort(key=lambda d: d.sort_key())
     parts = []
-    for rollout, ctx in zip(rollouts, contexts, strict=True):
-        mine = [d for d in findings if d.span is None or _within(d, rollout)] if len(rollouts) > 1 else findings
+    for rollout, ctx, mine in zip(rollouts, contexts, _findings_by_rollout(findings, rollouts), strict=True):
         parts.append(explain_rollout(rollout, mine, ctx))
     return "\n".join(parts)
 
 
-def _within(d: Diagnostic, rollout: ir.Rollout) -> bool:
-    span = d.span
-    assert span is not None
-    if span.file != rollout.span.file:
-        return True
-    return rollout.span.line <= span.line <= rollout.span.end_line
+def _findings_by_rollout(findings: Sequence[Diagnostic], rollouts: Sequence[ir.Rollout]) -> list[list[Diagnostic]]:
+    """Each rollout's findings: those on its lines, plus those with no place in the file (shared by all).
+
+    One pass over the findings, each placed by bisecting the rollouts' first
+    lines (they come in file order), so thousands of rollouts stay linear.
+    """
+    if len(rollouts) < 2:
+        return [list(findings) for _ in rollouts]
+    out: list[list[Diagnostic]] = [[] for _ in rollouts]
+    file = rollouts[0].span.file
+    starts = [r.span.line for r in rollouts]
+    for d in findings:
+        if d.span is None or d.span.file != file:
+            for mine in out:
+                mine.append(d)
+            continue
+        i = bisect.bisect_right(starts, d.span.line) - 1
+        # Rollouts written on one line share it: the finding goes to each of them.
+        while i >= 0 and rollouts[i].span.end_line >= d.span.line:
+            out[i].append(d)
+            i -= 1
+    return out
 
 
 def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = (),
