@@ -1685,8 +1685,7 @@ class Lowerer:
         elif lit.unit in units.DURATION_UNITS:
             value, unit = lit.number * units.DURATION_UNITS[lit.unit], "seconds"
             if not abs(value) <= units.MAX_DURATION_S:
-                raise _fail("RL222", f"a change in latency must be at most 520w either way, got `{_short(tok.text)}`",
-                            tok.span)
+                raise _fail("RL222", f"a change must be at most 520w either way, got `{_short(tok.text)}`", tok.span)
         elif lit.unit == "":
             if target.text == "latency":
                 raise _fail("RL201", "missing unit: a latency change needs a duration", tok.span,

@@ -32,6 +32,7 @@ processes and stops any that hangs.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import multiprocessing
@@ -473,10 +474,15 @@ def run_one(item: FuzzInput, workdir: Path, limit_s: float) -> tuple[float, list
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         (root / "pyproject.toml").write_text("")
+        # As `rollout` runs: without the cyclic garbage collector (cli.main), which is run between inputs.
+        gc.disable()
         try:
             problems = exercise(root, item.entry, steps, cli=item.index % 4 == 0)
         except Exception as exc:  # the whole point: any exception is a finding, with its input
             problems = [f"{type(exc).__name__}: {str(exc)[:300]}"]
+        finally:
+            gc.enable()
+            gc.collect()
         slowest, seconds = max(steps.seconds.items(), key=lambda kv: kv[1], default=("", 0.0))
         if len(item.entry) < 100_000 and seconds > limit_s:
             problems.append(f"{slowest} took {seconds:.1f} s for {len(item.entry):,} bytes (limit {limit_s:g} s)")

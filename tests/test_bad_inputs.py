@@ -226,7 +226,7 @@ CASES = [
     Case("failure-limit-overflows", spec("gate e: error rate < 1% every 1m, fail after 1e300"),
          "RL222", "the failure limit must be between 1 and 10000, got `1e300`", 2, 48),
     Case("scenario-change-overflows", spec("scenario slow { latency +1e400ms }"),
-         "RL222", "a change in latency must be at most 520w either way", 2, 27),
+         "RL222", "a change must be at most 520w either way", 2, 27),
     # -- nesting, whole words, line ends --------------------------------------------------------------
     Case("calls-nest-too-deep", spec("gate d: " + "f(" * 3000 + "x" + ")" * 3000 + " < 1"),
          "RL017", "calls nest more than 32 levels deep", 2, 75),
