@@ -71,14 +71,23 @@ def rollout_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "rolloutlang"]
 
 
-def timed(argv: list[str], cwd: Path, rounds: int) -> float:
+def timed(argv: list[str], cwd: Path, rounds: int, timeout: float) -> float:
+    """Best wall time of ``rounds`` runs; ``inf`` when a run is stopped after ``timeout`` seconds."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     best = float("inf")
     for _ in range(rounds):
         start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        try:
+            subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return float("inf")
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def _cell(seconds: float, timeout: float) -> str:
+    return f"> {timeout:g} s" if seconds == float("inf") else f"{seconds:.2f} s"
 
 
 def import_chain(folder: Path, length: int) -> Path:
@@ -94,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200], help="sizes in kB")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=300, help="seconds before a run is stopped")
     args = parser.parse_args()
     rollout = rollout_command()
     print(f"best of {args.rounds}, fresh process each, {' '.join(rollout)}\n")
@@ -109,16 +119,17 @@ def main() -> None:
                 path.write_text(text)
                 cells = {}
                 for name, verb in COMMANDS.items():
-                    cells[name] = timed([*rollout, *verb, str(path)], folder, args.rounds)
+                    cells[name] = timed([*rollout, *verb, str(path)], folder, args.rounds, args.timeout)
                 per_100k = max(cells.values()) / (len(text) / 100_000)
                 print(f"| {title} | {len(text) / 1000:.0f} kB | {count:,} | "
-                      + " | ".join(f"{cells[c]:.2f} s" for c in COMMANDS) + f" | {per_100k:.2f} s |")
+                      + " | ".join(_cell(cells[c], args.timeout) for c in COMMANDS)
+                      + f" | {_cell(per_100k, args.timeout)} |", flush=True)
         chain = folder / "chain"
         chain.mkdir()
         (chain / "pyproject.toml").write_text("")
         entry = import_chain(chain, 1_000)
-        seconds = timed([*rollout, "check", str(entry)], chain, args.rounds)
-        print(f"\nA chain of 1,000 imported files: `rollout check` {seconds:.2f} s.")
+        seconds = timed([*rollout, "check", str(entry)], chain, args.rounds, args.timeout)
+        print(f"\nA chain of 1,000 imported files: `rollout check` {_cell(seconds, args.timeout)}.")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ has a business gate to size).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -77,17 +78,21 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _emit(diagnostics: Sequence[Diagnostic], sources: dict[str, Any], fmt: str, colour: bool,
-          limit: int = MAX_DIAGNOSTICS, default_path: str = ".") -> None:
+          limit: int = MAX_DIAGNOSTICS, default_path: str = ".",
+          finish: Callable[[list[Diagnostic]], list[Diagnostic]] | None = None) -> None:
+    """Print findings in order, at most ``limit`` of them (the rest counted); ``finish`` completes those printed."""
     ordered = sorted(diagnostics, key=lambda d: d.sort_key())
-    shown, omitted = cap(ordered, limit)
-    if fmt == "json":
-        click.echo(render_json(shown, omitted), nl=False)
-        return
     if fmt == "gitlab":
         from rolloutlang.codequality import render_code_quality
 
         # A code quality report lists every finding: it has nowhere to count the ones left out.
-        click.echo(render_code_quality(ordered, default_path), nl=False)
+        click.echo(render_code_quality(finish(ordered) if finish else ordered, default_path), nl=False)
+        return
+    shown, omitted = cap(ordered, limit)
+    if finish is not None:
+        shown = finish(shown)
+    if fmt == "json":
+        click.echo(render_json(shown, omitted), nl=False)
         return
     if fmt == "sarif":
         from rolloutlang.sarif import render_sarif
@@ -144,25 +149,34 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, limit:
     sources: dict[str, Any] = {}
     io_error = False
     dumps = []
+    # The IR each semantic finding is in, to give it its IR path once we know it is shown.
+    found_in: dict[int, Any] = {}
     for path in files:
         program = _load(path, root)
         sources.update(program.sources)
         diagnostics.extend(program.diagnostics)
         io_error = io_error or program.io_error
         if program.main is not None and not program.has_errors:
-            diagnostics.extend(_with_ir_paths(program.main, _run_checks(program)))
+            for d in _run_checks(program):
+                if strict and d.severity is Severity.WARNING:
+                    d = dataclasses.replace(d, severity=Severity.ERROR)
+                found_in[id(d)] = program.main
+                diagnostics.append(d)
             if dump_ir:
                 dumps.append(program.main.model_dump_json(indent=2))
     if strict:
-        diagnostics = [
-            Diagnostic(Severity.ERROR, d.code, d.message, d.span, d.label, d.help, d.notes, d.path)
-            if d.severity is Severity.WARNING else d
-            for d in diagnostics
-        ]
+        diagnostics = [dataclasses.replace(d, severity=Severity.ERROR) if d.severity is Severity.WARNING else d
+                       for d in diagnostics]
     if dump_ir:
         for text in dumps:
             click.echo(text)
-    _emit(diagnostics, sources, fmt, _colour(color), limit, default_path=files[0].as_posix())
+
+    def with_paths(shown: list[Diagnostic]) -> list[Diagnostic]:
+        if fmt == "text":  # the text shows no IR paths (JSON, SARIF and GitLab fingerprints do)
+            return shown
+        return _with_ir_paths(shown, found_in)
+
+    _emit(diagnostics, sources, fmt, _colour(color), limit, default_path=files[0].as_posix(), finish=with_paths)
     if fmt == "text" and not diagnostics:
         click.echo(f"no problems in {len(files)} file{'s' if len(files) != 1 else ''}", err=True)
     if io_error:
@@ -171,17 +185,22 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, limit:
         sys.exit(EXIT_FINDINGS)
 
 
-def _with_ir_paths(file_ir: Any, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    """Give each finding its logical IR path (`rollouts[0].gates[2]`) for the JSON and SARIF outputs."""
-    import dataclasses
+def _with_ir_paths(diagnostics: list[Diagnostic], found_in: dict[int, Any]) -> list[Diagnostic]:
+    """Give each semantic finding its logical IR path (`rollouts[0].gates[2]`) for the JSON and SARIF outputs.
 
+    ``found_in`` maps a finding (by ``id``) to the IR it is in; only the findings shown are looked up.
+    """
     from rolloutlang.irpath import IrPaths
 
-    paths = IrPaths(file_ir)
-    return [
-        dataclasses.replace(d, path=paths.path(d.span)) if d.span is not None and not d.path else d
-        for d in diagnostics
-    ]
+    indexes: dict[int, IrPaths] = {}
+    out = []
+    for d in diagnostics:
+        file_ir = found_in.get(id(d))
+        if file_ir is not None and d.span is not None and not d.path:
+            paths = indexes.setdefault(id(file_ir), IrPaths(file_ir))
+            d = dataclasses.replace(d, path=paths.path(d.span))
+        out.append(d)
+    return out
 
 
 def _run_checks(program: Any) -> list[Diagnostic]:

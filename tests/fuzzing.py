@@ -401,7 +401,8 @@ def exercise(root: Path, data: bytes, steps: _Steps | None = None, cli: bool = T
         program = load(path, root)
         diagnostics = list(program.diagnostics)
         if program.main is not None and not program.has_errors:
-            diagnostics += _with_ir_paths(program.main, run_checks(program))
+            found = run_checks(program)
+            diagnostics += _with_ir_paths(found, {id(d): program.main for d in found})
         rendered = [render_text(d, program.sources) for d in diagnostics]
         as_json, as_sarif = render_json(diagnostics), render_sarif(diagnostics)
     strict_json(as_json)
