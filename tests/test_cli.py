@@ -312,6 +312,24 @@ def test_carets_line_up_under_tabs() -> None:
     assert marker == "  | \t       \t^^^^^"
 
 
+@pytest.mark.parametrize("before", [0, 10, 5_000, 100_000])
+def test_a_long_line_is_cut_around_the_caret(before: int) -> None:
+    """A 1 MB one-line file with errors prints a window of the line, never the whole of it."""
+    from rolloutlang.diagnostics import SNIPPET_WIDTH, render_text
+    from rolloutlang.loader import load_text
+
+    text = "rollout r { owner " + '"' + "x" * before + '"' + " traffic 12000 " + "# " + "y" * 100_000 + "\n}\n"
+    program = load_text(text, "long.rollout", ROOT)
+    (diagnostic,) = program.diagnostics
+    lines = render_text(diagnostic, program.sources).splitlines()
+    source, marker = lines[3], lines[4]
+    assert len(source) <= SNIPPET_WIDTH + 12
+    # The caret is under `12000` in the window shown.
+    start = marker.index("^")
+    assert source[start:start + 5] == "12000" and marker[start:] == "^^^^^"
+    assert source.endswith("...") and (before < 30 or "| ..." in source)
+
+
 # -- internal errors ---------------------------------------------------------------------------------
 
 
