@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,23 +72,32 @@ def rollout_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "rolloutlang"]
 
 
-def timed(argv: list[str], cwd: Path, rounds: int, timeout: float) -> float:
-    """Best wall time of ``rounds`` runs; ``inf`` when a run is stopped after ``timeout`` seconds."""
+@dataclass(frozen=True)
+class Timing:
+    seconds: float  # best of the rounds; inf when a run was stopped
+    crashed: bool = False  # `error[RL000]`: an internal error instead of an answer
+
+    def cell(self, timeout: float) -> str:
+        if self.seconds == float("inf"):
+            return f"> {timeout:g} s"
+        return f"{self.seconds:.2f} s" + (" (RL000)" if self.crashed else "")
+
+
+def timed(argv: list[str], cwd: Path, rounds: int, timeout: float) -> Timing:
+    """Best wall time of ``rounds`` runs, and whether a run crashed."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     best = float("inf")
+    crashed = False
     for _ in range(rounds):
         start = time.perf_counter()
         try:
-            subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           check=False, timeout=timeout)
+            result = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    check=False, timeout=timeout, text=True)
         except subprocess.TimeoutExpired:
-            return float("inf")
+            return Timing(float("inf"))
         best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _cell(seconds: float, timeout: float) -> str:
-    return f"> {timeout:g} s" if seconds == float("inf") else f"{seconds:.2f} s"
+        crashed = crashed or "error[RL000]" in result.stderr
+    return Timing(best, crashed)
 
 
 def import_chain(folder: Path, length: int) -> Path:
@@ -117,19 +127,18 @@ def main() -> None:
                 text, count = make(kb * 1000)
                 path = folder / f"{stem}-{kb}k.rollout"
                 path.write_text(text)
-                cells = {}
-                for name, verb in COMMANDS.items():
-                    cells[name] = timed([*rollout, *verb, str(path)], folder, args.rounds, args.timeout)
-                per_100k = max(cells.values()) / (len(text) / 100_000)
+                cells = {name: timed([*rollout, *verb, str(path)], folder, args.rounds, args.timeout)
+                         for name, verb in COMMANDS.items()}
+                per_100k = Timing(max(t.seconds for t in cells.values()) / (len(text) / 100_000))
                 print(f"| {title} | {len(text) / 1000:.0f} kB | {count:,} | "
-                      + " | ".join(_cell(cells[c], args.timeout) for c in COMMANDS)
-                      + f" | {_cell(per_100k, args.timeout)} |", flush=True)
+                      + " | ".join(cells[c].cell(args.timeout) for c in COMMANDS)
+                      + f" | {per_100k.cell(args.timeout)} |", flush=True)
         chain = folder / "chain"
         chain.mkdir()
         (chain / "pyproject.toml").write_text("")
         entry = import_chain(chain, 1_000)
-        seconds = timed([*rollout, "check", str(entry)], chain, args.rounds, args.timeout)
-        print(f"\nA chain of 1,000 imported files: `rollout check` {_cell(seconds, args.timeout)}.")
+        chained = timed([*rollout, "check", str(entry)], chain, args.rounds, args.timeout)
+        print(f"\nA chain of 1,000 imported files: `rollout check` {chained.cell(args.timeout)}.")
 
 
 if __name__ == "__main__":
