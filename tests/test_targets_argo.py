@@ -547,7 +547,7 @@ def test_the_config_map_holds_a_spec_the_evaluator_can_load(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("text", "code", "col"), [
     ("serving { port 70000 }", "RL280", 18),
-    ("serving { port 0 }", "RL201", 18),
+    ("serving { port 0 }", "RL222", 18),  # below a minimum: out of range (issue 11)
     ('metrics prometheus "http://p" { evaluator "a b" }', "RL281", 45),
     ('metrics prometheus "http://p" { evaluator "a" evaluator "b" }', "RL102", 49),
 ])
