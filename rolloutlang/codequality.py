@@ -46,4 +46,4 @@ def render_code_quality(diagnostics: Sequence[Diagnostic], default_path: str = "
             "severity": _SEVERITY[d.severity],
             "location": {"path": path, "lines": {"begin": line}},
         })
-    return json.dumps(issues, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(issues, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
