@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_rollout
 from rolloutlang.checks.statistics import change_text, context_gate_plans, pct
-from rolloutlang.diagnostics import Diagnostic, Severity
+from rolloutlang.diagnostics import Diagnostic, count_text
 from rolloutlang.plan import Phase, Plan, build_plan
 from rolloutlang.units import duration_text, format_percent
 
@@ -534,15 +534,9 @@ def _findings_section(findings: Iterable[Diagnostic]) -> list[str]:
     if not items:
         lines.append("No errors or warnings.")
         return lines
-    errors = sum(1 for d in items if d.severity is Severity.ERROR)
-    warnings = sum(1 for d in items if d.severity is Severity.WARNING)
-    counts = []
-    if errors:
-        counts.append(f"{errors} error{'s' if errors != 1 else ''}")
-    if warnings:
-        counts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    counts = count_text(items)
     if counts:
-        lines.extend([", ".join(counts) + ":", ""])
+        lines.extend([counts + ":", ""])
     for d in items:
         where = f" at `{d.span}`" if d.span is not None else ""
         lines.append(f"- **{d.severity.value}** `{d.code}`{where}: {_inline(d.message)}")
