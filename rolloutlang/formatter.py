@@ -72,7 +72,7 @@ from typing import Any, Literal
 from rolloutlang.diagnostics import Diagnostic, error
 from rolloutlang.lower import lower
 from rolloutlang.outputs import write_atomic
-from rolloutlang.source import SourceError, SourceFile, Span, read_source
+from rolloutlang.source import SourceError, SourceFile, Span, byte_span, read_source
 from rolloutlang.syntax import Child, Comment, Node, ParseResult, Token, parse
 
 INDENT = "  "
@@ -711,12 +711,9 @@ def _byte_span(path: Path, name: str, offset: int | None) -> Span | None:
     if offset is None:
         return None
     try:
-        raw = path.read_bytes()[:offset]
+        return byte_span(name, path.read_bytes(), offset)
     except OSError:
         return None
-    line = raw.count(b"\n") + 1
-    col = offset - (raw.rfind(b"\n") + 1) + 1
-    return Span(file=name, line=line, col=col, end_line=line, end_col=col + 1)
 
 
 def unified_diff(old: str, new: str, name: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from rolloutlang import ir
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error
 from rolloutlang.lower import lower
-from rolloutlang.source import SourceError, SourceFile, Span, decode_source, read_bytes, shown_path
+from rolloutlang.source import SourceError, SourceFile, Span, byte_span, decode_source, read_bytes, shown_path
 from rolloutlang.syntax import parse
 
 ROOT_MARKERS = (".git", "pyproject.toml", ".rollout-root")
@@ -148,10 +148,7 @@ def _load_file(program: Program, path: Path, name: str, text: str | None, at: Sp
             program.io_error = True
             if exc.offset is not None:
                 # Locate byte-level problems (binary, bad UTF-8) in the file itself.
-                raw = data[: exc.offset]
-                line = raw.count(b"\n") + 1
-                col = exc.offset - (raw.rfind(b"\n") + 1) + 1
-                span = Span(file=name, line=line, col=col, end_line=line, end_col=col + 1)
+                span = byte_span(name, data, exc.offset)
         program.diagnostics.append(error(exc.code, message, span, help=exc.help))
         return None
     src = SourceFile(name, source_text)

@@ -101,6 +101,14 @@ class SourceFile:
         return Span(file=self.path, line=line, col=col, end_line=end_line, end_col=end_col)
 
 
+def byte_span(file: str, data: bytes, offset: int) -> Span:
+    """Where byte ``offset`` of undecodable ``data`` is: lines counted as SourceFile counts them, columns in bytes."""
+    before = data[:offset].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    line = before.count(b"\n") + 1
+    col = len(before) - (before.rfind(b"\n") + 1) + 1
+    return Span(file=file, line=line, col=col, end_line=line, end_col=col + 1)
+
+
 class SourceError(Exception):
     """A file that cannot be read as rollout source (I/O, encoding, size)."""
 

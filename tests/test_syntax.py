@@ -351,3 +351,11 @@ def test_braces_on_one_huge_line_are_scanned_once() -> None:
     text = "rollout r " + "{" * 100_000 + "}" * 99_999
     braces = _scan_braces(text)
     assert len(braces.open) == 1 and len(braces.closed) == 99_999 and braces.extra_closing == 0
+
+
+def test_a_bad_byte_is_located_with_the_same_line_ends() -> None:
+    from rolloutlang.source import byte_span
+
+    data = b"rollout r {\r  owner \"caf\xe9\"\r\n}\n"
+    span = byte_span("x.rollout", data, data.index(b"\xe9"))
+    assert (span.line, span.col) == (2, 13)
