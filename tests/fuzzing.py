@@ -1,7 +1,9 @@
 """A seeded mutation fuzzer for the whole `rollout` front end: every input answered, nothing lost.
 
 Inputs are mutations of the examples, one class of mutation per input (the
-classes of issue 11, each of which found real bugs):
+classes of input issue 11 names; run on the code before it, the fuzzer finds
+its bugs in the numbers, newlines, comments, glue, nesting, imports and large
+classes within a few hundred inputs):
 
 * ``tokens``: a token deleted, duplicated, swapped or replaced by another word;
 * ``numbers``: numbers replaced by extreme ones (`1e400`, `99999999999999999999d`,
@@ -20,8 +22,9 @@ Each input is loaded, checked, explained, graphed, dumped and formatted, in
 process and through the command line; :func:`exercise` lists what went
 wrong: an exception (a traceback where a diagnostic belongs), an exit code
 other than 0, 1 or 2, `RL000`, a diagnostic outside its file, a NaN or an
-infinity in JSON, a `fmt` that is not idempotent, changes what the file means,
-or drops a comment or any other text, or an input that took too long.
+infinity in JSON, a token that begins or ends inside a word, a `fmt` that is
+not idempotent, changes what the file means, or drops a comment or any other
+text, or an input whose slowest step took too long.
 
 Input ``i`` of seed ``s`` is always the same, so a failure is reproduced by
 its number: ``ROLLOUT_FUZZ_SEED=s ROLLOUT_FUZZ_START=i ROLLOUT_FUZZ_INPUTS=1
