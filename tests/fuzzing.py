@@ -585,6 +585,8 @@ def run_many(seed: int, indices: range, jobs: int, scale: float = 1.0, limit_s: 
                 running.pop(k, None)
                 todo[k].popleft()
                 report.add(i, kind, elapsed, problems)
+                if problems and progress is not None:
+                    progress(f"input {i} ({kind}): {'; '.join(problems)[:400]}")
         except queue.Empty:
             pass
         for k, (i, began) in list(running.items()):
@@ -593,6 +595,8 @@ def run_many(seed: int, indices: range, jobs: int, scale: float = 1.0, limit_s: 
                 workers[k].join()
                 report.add(i, make_input(seed, i, scale).kind, time.monotonic() - began,
                            [f"hung: stopped after {patience:g} s"])
+                if progress is not None:
+                    progress(f"input {i}: hung, stopped after {patience:g} s")
                 del running[k]
                 todo[k].popleft()
                 if todo[k]:
