@@ -93,12 +93,23 @@ def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> s
     return f"did you mean `{close[0]}`?" if close else ""
 
 
+def word_list(words: Sequence[str], last: str = " or ", quote: bool = True, limit: int = 24) -> str:
+    """`a`, `b` or `c`: plain words for a list (``last`` joins the final one).
+
+    Past ``limit`` words the list ends in a count (`... or 2,318 more`): a
+    spec with thousands of gates still gets a message one can read.
+    """
+    shown = [f"`{w}`" if quote else w for w in words]
+    if len(shown) > limit:
+        shown = [*shown[: limit - 1], f"{len(shown) - limit + 1:,} more"]
+    if len(shown) <= 1:
+        return "".join(shown)
+    return ", ".join(shown[:-1]) + last + shown[-1]
+
+
 def one_of(words: Sequence[str]) -> str:
     """`a`, `b` or `c`: plain words for a list of choices."""
-    quoted = [f"`{w}`" for w in words]
-    if len(quoted) <= 1:
-        return "".join(quoted)
-    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    return word_list(words)
 
 
 # -- rendering ---------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from rolloutlang import ir
-from rolloutlang.diagnostics import Diagnostic, did_you_mean, error
+from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, word_list
 from rolloutlang.lower import lower
 from rolloutlang.source import SourceError, SourceFile, Span, byte_span, decode_source, read_bytes, shown_path
 from rolloutlang.syntax import parse
@@ -178,6 +178,11 @@ def _narrow(program: Program, span: Span, pattern: str, group: int = 0) -> Span:
     return src.span(m.start(group), m.end(group))
 
 
+def _plain(names: list[str]) -> str:
+    """`a, b, c` for a help line, ending in a count past two dozen names."""
+    return word_list(names, ", ", quote=False)
+
+
 def _word(name: str) -> str:
     return r"(?<![\w-])(" + re.escape(name) + r")(?![\w-])"
 
@@ -279,7 +284,7 @@ def _resolve(program: Program) -> None:
                     error("RL110", f"no gate set named `{use.name}`",
                           _narrow(program, use.span, r"gates\s+" + _word(use.name), 1),
                           help=hint or ("import the file that defines it: `import \"policies/slo.rollout\"`"
-                                        if not visible else f"known gate sets: {', '.join(sorted(visible))}"))
+                                        if not visible else f"known gate sets: {_plain(sorted(visible))}"))
                 )
                 continue
             own = {g.name for g in gates}
@@ -315,7 +320,7 @@ def _check_names(program: Program, rollout: ir.Rollout) -> None:
                 hint = did_you_mean(name, gate_names)
                 program.diagnostics.append(
                     error("RL111", f"rule names unknown gate `{name}`", span,
-                          help=hint or (f"gates here: {', '.join(gate_names)}" if gate_names else
+                          help=hint or (f"gates here: {_plain(gate_names)}" if gate_names else
                                         f"define it with `gate {name}: ...`"))
                 )
     queries = [q.name for q in rollout.metrics_source.queries] if rollout.metrics_source else []
@@ -340,7 +345,7 @@ def _check_names(program: Program, rollout: ir.Rollout) -> None:
             program.diagnostics.append(
                 error("RL114", f"gate `{gate.name}` starts from unknown stage `{gate.from_stage}`",
                       _narrow(program, gate.span, r"from\s+" + _word(gate.from_stage), 1),
-                      help=hint or (f"stages: {', '.join(stage_names)}" if stage_names else
+                      help=hint or (f"stages: {_plain(stage_names)}" if stage_names else
                                     "`from <stage>` needs a canary with named stages (`mpr: 50% for 7d`)"))
             )
     for approval in rollout.approvals:

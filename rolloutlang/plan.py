@@ -47,7 +47,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from rolloutlang import ir
-from rolloutlang.diagnostics import one_of
+from rolloutlang.diagnostics import word_list
 from rolloutlang.source import Span
 from rolloutlang.units import duration_text, format_percent
 
@@ -777,4 +777,4 @@ def render_plans_json(plans: Sequence[Plan]) -> str:
 
 def gate_list(names: Sequence[str]) -> str:
     """`a`, `b` and `c`: names for messages."""
-    return one_of(list(names)).replace(" or ", " and ")
+    return word_list(names, " and ")

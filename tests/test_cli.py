@@ -453,3 +453,16 @@ def test_the_default_cap_is_two_hundred(tmp_path: Path, capsys: pytest.CaptureFi
     doc = json.loads(out)
     assert code == 1 and len(doc["diagnostics"]) == 200
     assert doc["omitted_count"] == doc["warning_count"] + doc["error_count"] - 200 > 0
+
+
+def test_a_list_of_thousands_of_names_ends_in_a_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rolloutlang.diagnostics import word_list
+
+    assert word_list(["a", "b", "c"]) == "`a`, `b` or `c`"
+    assert word_list([f"g{i}" for i in range(30)], " and ").endswith("`g22` and 7 more")
+    spec = tmp_path / "spec.rollout"
+    gates = "".join(f"  gate g{i}: p99 latency < 250ms every 5m\n" for i in range(3_000))
+    spec.write_text("rollout x {\n  canary {\n    5% for 1h\n    100%\n  }\n" + gates + "}\n")
+    code, _, err = run_cli(["check", "--max-diagnostics", "0", "--root", str(tmp_path), str(spec)], capsys)
+    assert code == 1 and "RL610" in err and "RL510" in err and "2,977 more" in err
+    assert max(len(line) for line in err.splitlines()) < 1_000

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
-from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, one_of, warning
+from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, one_of, warning, word_list
 from rolloutlang.source import Span
 
 
@@ -32,7 +32,7 @@ def check_references(ctx: CheckContext) -> Iterable[Diagnostic]:
 
     readers = [g for g in rollout.gates if isinstance(g, ir.SloGate | ir.DriftGate | ir.SrmGate)]
     if readers and rollout.metrics_source is None:
-        names = one_of([g.name for g in readers]).replace(" or ", " and ")
+        names = word_list([g.name for g in readers], " and ")
         verb = "reads" if len(readers) == 1 else "read"
         out.append(error(
             "RL510", f"{'gate' if len(readers) == 1 else 'gates'} {names} {verb} metrics but the rollout has "
