@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ MIN_ABSOLUTE_CHANGE = 1e-9
 MIN_BINARY_BASELINE, MAX_BINARY_BASELINE = 1e-6, 1 - 1e-6
 MIN_SD = 1e-9
 MAX_SIGMA = 10.0
+_Z95 = 1.6448536269514722  # the standard normal's 95th percentile
 MIN_RATE_RPS, MAX_RATE_RPS = 1 / 3600, 1e9  # one request an hour to a billion a second
 MAX_GPUS = 1_024
 MAX_VERSION_NUMBER = 2**53 - 1  # what npm's semver and JSON numbers hold exactly
@@ -1145,15 +1147,20 @@ class Lowerer:
         median = opts["median"][0]
         if median <= 0:
             raise _fail("RL214", "the median delay must be positive", opts["median"][1])
+        # p95 = median * exp(z95 * sigma): the spread a sigma up to MAX_SIGMA allows.
+        widest = math.exp(_Z95 * MAX_SIGMA)
         if "p95" in opts:
             p95 = opts["p95"][0]
             if p95 <= median:
                 raise _fail("RL214", "the p95 delay must be longer than the median", opts["p95"][1],
                             help="p95 is the delay that 95% of labels beat; it is above the median")
+            if p95 > median * widest:
+                raise _fail("RL222", f"the p95 delay can be at most {widest:.3g} times the median (a lognormal "
+                            f"sigma of {MAX_SIGMA:g}), got {units.duration_text(p95)} for a median of "
+                            f"{units.duration_text(median)}", opts["p95"][1],
+                            help="a wider spread makes the delay's mean overflow; check the two durations")
         else:
-            import math
-
-            p95 = median * math.exp(1.6448536269514722 * opts["sigma"][0])
+            p95 = median * math.exp(_Z95 * opts["sigma"][0])
         return ir.LabelDelay(span=atom.span, distribution="lognormal", median_s=median, p95_s=p95)
 
     # strategy
