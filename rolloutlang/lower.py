@@ -34,7 +34,6 @@ _SEMVER = re.compile(
 # real rollout.
 MAX_FAILURE_LIMIT = 10_000
 MAX_BINS = 1_000
-MAX_TAU = 1e6
 MIN_ALPHA_PERCENT, MAX_ALPHA_PERCENT = 0.0001, 50.0  # z-quantiles stay finite
 MIN_POWER_PERCENT, MAX_POWER_PERCENT = 1.0, 99.9999
 MIN_RELATIVE_CHANGE = 1e-6  # 0.0001%: smaller changes vanish in floating point next to the baseline
@@ -1358,7 +1357,8 @@ class Lowerer:
         if lit.unit == "%" and (word is None or word.text == "relative"):
             if lit.number <= -100:
                 raise _fail("RL259", f"a relative change of `{tok.text}` is at or below -100%", tok.span)
-            return lit.number / 100.0, True
+            return self.unit(tok, lambda t: units.check_range(lit.number, t, "a relative change", None,
+                                                              units.MAX_NUMBER, "%")) / 100.0, True
         if word is not None and word.text == "relative":
             raise _fail("RL201", f"`{tok.text} relative` is not a relative change", tok.span,
                         help=f"a relative change is a percentage: `{lit.text}%`")
