@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rolloutlang.diagnostics import one_of
 
 # A number and its unit, as the lexer reads them (NUMLIT): the unit runs to the end of the word.
-_NUMBER = re.compile(r"^([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(%|[A-Za-z][A-Za-z0-9_]*)?$")
+_NUMBER = re.compile(r"^([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(%|[A-Za-z_][A-Za-z0-9_]*)?$")
 # `1h30m`: durations written with several units.
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
