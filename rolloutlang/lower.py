@@ -39,7 +39,7 @@ MIN_POWER_PERCENT, MAX_POWER_PERCENT = 1.0, 99.9999
 MIN_RELATIVE_CHANGE = 1e-6  # 0.0001%: smaller changes vanish in floating point next to the baseline
 MIN_ABSOLUTE_CHANGE = 1e-9
 MIN_BINARY_BASELINE, MAX_BINARY_BASELINE = 1e-6, 1 - 1e-6
-MIN_SD = 1e-9
+MIN_SD = 1e-9  # also the smallest non-zero baseline of a continuous metric
 MAX_SIGMA = 10.0
 _Z95 = 1.6448536269514722  # the standard normal's 95th percentile
 MIN_RATE_RPS, MAX_RATE_RPS = 1 / 3600, 1e9  # one request an hour to a billion a second
@@ -1061,7 +1061,12 @@ class Lowerer:
                     raise units.UnitError(f"a binary metric's baseline must be between 0.0001% and 99.9999%, "
                                           f"got `{tok.text}`", code="RL222")
                 return value
-            return units.number(tok.text, "the baseline")
+            value = units.number(tok.text, "the baseline")
+            if value != 0 and abs(value) < MIN_SD:
+                # A relative change divides by the baseline squared: a tiny one underflows to zero.
+                raise units.UnitError(f"a continuous metric's baseline must be 0 or at least {MIN_SD:g} in size, "
+                                      f"got `{tok.text}`", code="RL222")
+            return value
 
         reported = len(self.diagnostics)
         opts = _read_options(

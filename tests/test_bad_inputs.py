@@ -215,6 +215,8 @@ CASES = [
          "RL222", "sd must be at least 1e-09, got `0`", 2, 48),
     Case("sigma-overflows", spec("metric ctr: binary, baseline 4.2%, labels lognormal(median 2h, sigma 1e300)"),
          "RL222", "sigma must be more than 0 and at most 10, got `1e300`", 2, 72),
+    Case("continuous-baseline-vanishes", spec("metric revenue: continuous, baseline 1e-320, sd 4"),
+         "RL222", "a continuous metric's baseline must be 0 or at least 1e-09 in size, got `1e-320`", 2, 40),
     Case("lognormal-too-wide", spec("metric ctr: binary, baseline 4.2%, labels lognormal(median 1e-30h, p95 8h)"),
          "RL222", "the p95 delay can be at most 1.39e+07 times the median", 2, 70),
     Case("zero-mean-delay", spec("metric ctr: binary, baseline 4.2%, labels exponential(mean 0s)"),
