@@ -274,6 +274,7 @@ class Window:
     candidate_total: float
     reference_total: float
     reason: str = ""
+    outcome: Verdict = "inconclusive"
 
 
 def _histogram(samples: Sequence[Sample], by: str) -> dict[str, float]:
@@ -321,7 +322,7 @@ def drift_counts(candidate: dict[str, float], reference: dict[str, float], categ
 
 
 def _drift_window(rollout: ir.Rollout, gate: ir.DriftGate, reader: _Reader, end: float) -> Window:
-    from rolloutlang.stats import drift
+    from rolloutlang import stats
 
     categorical = queries.categorical(rollout, gate.target)
     by = "category" if categorical else "le"
@@ -338,13 +339,13 @@ def _drift_window(rollout: ir.Rollout, gate: ir.DriftGate, reader: _Reader, end:
     cand, ref = drift_counts(candidate, reference, categorical, gate.bins)
     n_cand, n_ref = sum(cand), sum(ref)
     floor = max(gate.min_samples or 1, 1)
-    if n_cand < floor or n_ref < floor:
-        return Window(end, None, n_cand, n_ref,
-                      f"{min(n_cand, n_ref):.0f} samples, below the {floor} the gate needs")
-    value = float(drift.statistic(gate.statistic, cand, ref))  # type: ignore[arg-type]
-    if math.isnan(value):
-        return Window(end, None, n_cand, n_ref, "an empty distribution")
-    return Window(end, value, n_cand, n_ref)
+    values, codes = stats.drift_windows(gate, cand, ref)
+    outcome = stats.OUTCOMES[int(codes)]
+    if outcome == "inconclusive":
+        why = (f"{min(n_cand, n_ref):.0f} samples, below the {floor} the gate needs"
+               if min(n_cand, n_ref) < floor else "an empty distribution")
+        return Window(end, None, n_cand, n_ref, why)
+    return Window(end, float(values), n_cand, n_ref, outcome="pass" if outcome == "pass" else "fail")
 
 
 def _drift(rollout: ir.Rollout, gate: ir.DriftGate, reader: _Reader, at: float) -> Evaluation:
@@ -363,10 +364,10 @@ def _drift(rollout: ir.Rollout, gate: ir.DriftGate, reader: _Reader, at: float) 
     name = f"{gate.statistic}({gate.target})"
     if latest.value is None:
         return Evaluation(rollout.name, gate.name, "drift", "inconclusive", at, latest.reason, stats)
-    if holds(latest.value, gate.op, gate.threshold):
+    if latest.outcome == "pass":
         return Evaluation(rollout.name, gate.name, "drift", "pass", at,
                           f"{name} = {latest.value:.4g} meets {gate.op} {gate.threshold:g}", stats)
-    breaches = sum(1 for w in windows if w.value is not None and not holds(w.value, gate.op, gate.threshold))
+    breaches = sum(1 for w in windows if w.outcome == "fail")
     if breaches < len(windows):
         return Evaluation(rollout.name, gate.name, "drift", "pass", at,
                           f"{name} = {latest.value:.4g} breaches {gate.op} {gate.threshold:g}, in {breaches} of the "

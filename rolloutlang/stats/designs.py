@@ -58,6 +58,9 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from rolloutlang.stats.always_valid import bayesian_z_boundary, msprt_one_sided_boundary, msprt_z_boundary
 from rolloutlang.stats.normal import check_alpha, check_power, normal_quantile
 from rolloutlang.stats.sequential import (
@@ -67,10 +70,16 @@ from rolloutlang.stats.sequential import (
     crossing_probabilities,
     spending_bounds,
 )
+from rolloutlang.stats.vector import FloatArray
+
+IntArray = npt.NDArray[np.int8]
 
 Hypothesis = Literal["harm", "non-inferiority"]
 TestKind = Literal["fixed", "group-sequential", "msprt", "bayesian"]
 Outcome = Literal["fail", "pass", "promote-allowed", "inconclusive"]
+# The outcomes as small integers, for arrays of runs (the simulator): OUTCOMES[code] is the outcome.
+OUTCOMES: tuple[Outcome, ...] = ("fail", "pass", "promote-allowed", "inconclusive")
+FAIL, PASS, PROMOTE_ALLOWED, INCONCLUSIVE = range(4)
 
 OBRIEN_FLEMING = SpendingFunction("obrien-fleming")
 # Beyond this many looks, operating characteristics are simulated (the recursion costs ~1 ms a look); a gate on
@@ -336,6 +345,33 @@ def statistic(spec: TestSpec, estimate: Estimate) -> float:
     return spec.standardized(estimate.difference) * math.sqrt(estimate.information)
 
 
+def look_bounds(spec: TestSpec, history: Sequence[float], information: float, reference: float | None = None,
+                *, final: bool = False) -> tuple[float, float, float]:
+    """(lower, upper, fraction) at a look with ``information`` after looks with the ``history`` informations.
+
+    The boundaries :func:`decide` applies: spending at the looks that added
+    information (a fixed test has no earlier looks), relative to ``reference``.
+    """
+    earlier = [i for i in history if 0.0 < i < information]
+    earlier = [i for n, i in enumerate(earlier) if n == 0 or i > earlier[n - 1]]
+    if spec.test == "fixed":
+        earlier = []
+    bounds = boundaries(spec, [*earlier, information], reference, final=final)
+    return bounds.lower[-1], bounds.upper[-1], bounds.fractions[-1]
+
+
+def classify(z: npt.ArrayLike, lower: npt.ArrayLike, upper: npt.ArrayLike, information: npt.ArrayLike) -> IntArray:
+    """Outcome codes (:data:`OUTCOMES`): fail at or below ``lower``, promote-allowed at or above ``upper``,
+    pass in between, inconclusive without information."""
+    z_ = np.asarray(z, dtype=np.float64)
+    info = np.asarray(information, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        codes = np.where(z_ <= np.asarray(lower), FAIL, np.where(z_ >= np.asarray(upper), PROMOTE_ALLOWED, PASS))
+        codes = np.where(np.isfinite(info) & (info > 0.0) & np.isfinite(z_), codes, INCONCLUSIVE)
+    out: IntArray = codes.astype(np.int8)
+    return out
+
+
 def decide(
     spec: TestSpec,
     estimate: Estimate,
@@ -361,24 +397,59 @@ def decide(
     if info <= 0.0:
         return Decision("inconclusive", math.nan, -math.inf, math.inf, 0.0, 0.0, look,
                         "no data: the gate cannot judge this look", estimate.difference)
-    earlier = [i for i in history if 0.0 < i < info]
-    earlier = [i for n, i in enumerate(earlier) if n == 0 or i > earlier[n - 1]]
-    if spec.test == "fixed":
-        earlier = []
-    bounds = boundaries(spec, [*earlier, info], reference, final=final)
+    lower, upper, fraction = look_bounds(spec, history, info, reference, final=final)
     z = statistic(spec, estimate)
-    lower, upper = bounds.lower[-1], bounds.upper[-1]
-    fraction = bounds.fractions[-1]
-    if z <= lower:
-        outcome: Outcome = "fail"
+    outcome = OUTCOMES[int(classify(z, lower, upper, info))]
+    if outcome == "fail":
         reason = f"Z = {z:.3f} is at or below the fail boundary {lower:.3f}"
-    elif z >= upper:
-        outcome = "promote-allowed"
+    elif outcome == "promote-allowed":
         reason = f"Z = {z:.3f} is at or above the promotion boundary {upper:.3f}"
     else:
-        outcome = "pass"
         reason = f"Z = {z:.3f} is between the boundaries ({lower:.3f}, {upper:.3f}): continue"
     return Decision(outcome, z, lower, upper, info, fraction, look, reason, estimate.difference)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What a gate decides at one look in many runs (:func:`decide_arrays`).
+
+    Attributes:
+        outcome: codes, see :data:`OUTCOMES`.
+        statistic: Z per run (NaN without information).
+        information: the runs' own information (1 / variance).
+        lower, upper, fraction: the boundaries and the information fraction they were set at.
+    """
+
+    outcome: IntArray
+    statistic: FloatArray
+    information: FloatArray
+    lower: float
+    upper: float
+    fraction: float
+
+
+def decide_arrays(spec: TestSpec, difference: npt.ArrayLike, variance: npt.ArrayLike, history: Sequence[float],
+                  information: float, reference: float | None = None, *, final: bool = False) -> Decisions:
+    """:func:`decide` for many runs that share a schedule, at one look.
+
+    Each run's statistic uses its own estimate and variance; the boundaries are
+    set once, at ``information`` after the ``history`` informations: the
+    information the look has in expectation on the runs' schedule, where
+    :func:`decide` uses each run's own.  The two differ by the noise of the
+    labelled counts (relative ``1 / sqrt(labels)``), which moves a spending
+    fraction, and so a boundary, by far less than the Monte Carlo error of
+    the rates the simulator estimates.
+    """
+    d = np.asarray(difference, dtype=np.float64)
+    v = np.asarray(variance, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        info = np.where(np.isfinite(v) & (v > 0.0) & np.isfinite(d), 1.0 / v, 0.0)
+        z = np.where(info > 0.0, spec.standardized(d) * np.sqrt(info), np.nan)  # type: ignore[arg-type]
+    if information > 0.0 and math.isfinite(information):
+        lower, upper, fraction = look_bounds(spec, history, information, reference, final=final)
+    else:
+        lower, upper, fraction = -math.inf, math.inf, 0.0
+    return Decisions(classify(z, lower, upper, info), z, info, lower, upper, fraction)
 
 
 def operating_characteristics(spec: TestSpec, bounds: Boundaries, theta: float,

@@ -31,7 +31,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from rolloutlang.stats.designs import Estimate
+from rolloutlang.stats.vector import FloatArray, erfc
 
 
 @dataclass(frozen=True)
@@ -62,15 +66,10 @@ class ArmData:
             return math.nan, math.nan
         if self.denominator is not None:
             return self._ratio()
-        mean = self.total / n
-        if self.total_squares is None:  # binary
-            if not 0.0 <= mean <= 1.0:
-                raise ValueError("a binary arm has between 0 and `units` successes")
-            return mean, mean * (1.0 - mean) / n
-        if n < 2:
-            return mean, math.nan
-        spread = max(self.total_squares - n * mean * mean, 0.0) / (n - 1.0)
-        return mean, spread / n
+        if self.total_squares is None and not 0.0 <= self.total / n <= 1.0:
+            raise ValueError("a binary arm has between 0 and `units` successes")
+        mean, variance = arm_moments(n, self.total, self.total_squares)
+        return float(mean), float(variance)
 
     def _ratio(self) -> tuple[float, float]:
         n = float(self.units)
@@ -88,14 +87,63 @@ class ArmData:
         return ratio, spread / (n * y_bar * y_bar)
 
 
-def _difference(control: ArmData, candidate: ArmData, relative: bool) -> tuple[float, float]:
-    m_c, v_c = control.mean_and_variance()
-    m_t, v_t = candidate.mean_and_variance()
-    if relative:
-        if not (m_c > 0 and m_t > 0):
-            return math.nan, math.nan
-        return math.log(m_t / m_c), v_t / (m_t * m_t) + v_c / (m_c * m_c)
-    return m_t - m_c, v_t + v_c
+def arm_moments(units: npt.ArrayLike, total: npt.ArrayLike,
+                total_squares: npt.ArrayLike | None = None) -> tuple[FloatArray, FloatArray]:
+    """Each arm's mean and the variance of that mean, elementwise; NaN without enough data.
+
+    Binary arms (``total_squares`` None): ``p (1 - p) / n``; continuous arms:
+    ``s^2 / n`` with the (n - 1) sample variance, NaN below two units.
+    """
+    n = np.asarray(units, dtype=np.float64)
+    t = np.asarray(total, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usable = np.isfinite(n) & (n > 0)
+        safe = np.where(usable, n, 1.0)
+        mean = np.where(usable, t / safe, np.nan)
+        if total_squares is None:
+            variance = mean * (1.0 - mean) / safe
+        else:
+            squares = np.asarray(total_squares, dtype=np.float64)
+            two = usable & (n >= 2)
+            spread = np.maximum(squares - n * mean * mean, 0.0) / np.where(two, n - 1.0, 1.0)
+            variance = np.where(two, spread / safe, np.nan)
+    return mean, variance
+
+
+def change_and_variance(control_mean: npt.ArrayLike, control_variance: npt.ArrayLike, candidate_mean: npt.ArrayLike,
+                        candidate_variance: npt.ArrayLike, relative: bool) -> tuple[FloatArray, FloatArray]:
+    """The change on the test scale and its variance, elementwise (NaN where a relative change has no log)."""
+    m_c = np.asarray(control_mean, dtype=np.float64)
+    m_t = np.asarray(candidate_mean, dtype=np.float64)
+    v_c = np.asarray(control_variance, dtype=np.float64)
+    v_t = np.asarray(candidate_variance, dtype=np.float64)
+    if not relative:
+        return m_t - m_c, v_t + v_c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usable = (m_c > 0) & (m_t > 0)
+        d = np.where(usable, np.log(np.where(usable, m_t, 1.0) / np.where(usable, m_c, 1.0)), np.nan)
+        v = np.where(usable, v_t / (m_t * m_t) + v_c / (m_c * m_c), np.nan)
+    return d, v
+
+
+def combine_strata(differences: npt.ArrayLike, variances: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Inverse-variance combination over the last axis (the strata).
+
+    A stratum without a usable variance (no data, no successes yet) adds
+    nothing; with none left the estimate is NaN with infinite variance (no
+    information: the gate is inconclusive).
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    v = np.asarray(variances, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usable = np.isfinite(d) & np.isfinite(v) & (v > 0.0)
+        weights = np.where(usable, 1.0 / np.where(usable, v, 1.0), 0.0)
+        weight_sum = weights.sum(axis=-1)
+        weighted = (weights * np.where(usable, d, 0.0)).sum(axis=-1)
+        some = weight_sum > 0.0
+        estimate_ = np.where(some, weighted / np.where(some, weight_sum, 1.0), np.nan)
+        variance = np.where(some, 1.0 / np.where(some, weight_sum, 1.0), np.inf)
+    return estimate_, variance
 
 
 def estimate(strata: Sequence[tuple[ArmData, ArmData]], relative: bool) -> Estimate:
@@ -105,17 +153,30 @@ def estimate(strata: Sequence[tuple[ArmData, ArmData]], relative: bool) -> Estim
     usable variance (no data, no successes yet) adds nothing; with none left
     the estimate has no information (the gate is inconclusive).
     """
-    weight_sum = 0.0
-    weighted = 0.0
-    for control, candidate in strata:
-        d, v = _difference(control, candidate, relative)
-        if not (math.isfinite(d) and math.isfinite(v) and v > 0.0):
-            continue
-        weight_sum += 1.0 / v
-        weighted += d / v
-    if weight_sum <= 0.0:
+    moments = [(*c.mean_and_variance(), *t.mean_and_variance()) for c, t in strata]
+    if not moments:
         return Estimate(math.nan, math.inf)
-    return Estimate(weighted / weight_sum, 1.0 / weight_sum)
+    m_c, v_c, m_t, v_t = (np.asarray(column) for column in zip(*moments, strict=True))
+    d, v = combine_strata(*change_and_variance(m_c, v_c, m_t, v_t, relative))
+    return Estimate(float(d), float(v))
+
+
+def estimate_arrays(control_units: npt.ArrayLike, control_total: npt.ArrayLike, candidate_units: npt.ArrayLike,
+                    candidate_total: npt.ArrayLike, relative: bool, *,
+                    control_squares: npt.ArrayLike | None = None, candidate_squares: npt.ArrayLike | None = None,
+                    design_effect: float = 1.0) -> tuple[FloatArray, FloatArray]:
+    """:func:`estimate` for many runs at once: per-arm counts with the strata on the last axis.
+
+    Binary arms without squares, continuous arms with them.  The arms'
+    variances are multiplied by ``design_effect`` (the variance a per-unit
+    delta-method estimate has when users or sessions are split).  Returns the
+    estimated change and its variance, one per run (NaN and inf without
+    information).
+    """
+    m_c, v_c = arm_moments(control_units, control_total, control_squares)
+    m_t, v_t = arm_moments(candidate_units, candidate_total, candidate_squares)
+    d, v = change_and_variance(m_c, v_c * design_effect, m_t, v_t * design_effect, relative)
+    return combine_strata(d, v)
 
 
 def design_effect(units_per: float, icc: float, cv: float = 0.0) -> float:
@@ -143,6 +204,23 @@ def unit_variance(kind: str, baseline: float, sd: float | None, relative: bool) 
     return variance
 
 
+def stratified_information(control_variance: npt.ArrayLike, candidate_variance: npt.ArrayLike,
+                           n_control: npt.ArrayLike, n_candidate: npt.ArrayLike, deff: float = 1.0) -> FloatArray:
+    """Information over the last axis (the strata): sum of ``1 / (var_t / n_t + var_c / n_c)``, over ``deff``.
+
+    The variances are of one request's metric on the test scale, at each
+    arm's true value; a stratum with an empty arm adds nothing.
+    """
+    n_c = np.asarray(n_control, dtype=np.float64)
+    n_t = np.asarray(n_candidate, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        both = (n_c > 0) & (n_t > 0)
+        per = np.where(both, 1.0 / (np.asarray(candidate_variance) / np.where(both, n_t, 1.0)
+                                    + np.asarray(control_variance) / np.where(both, n_c, 1.0)), 0.0)
+    out: FloatArray = per.sum(axis=-1) / deff
+    return out
+
+
 def planned_information(unit_var: float, n_control: float, n_candidate: float, deff: float = 1.0) -> float:
     """Information (1 / variance of the estimated change) of one stratum with these labelled requests."""
     if n_control <= 0 or n_candidate <= 0:
@@ -156,9 +234,18 @@ def sample_ratio_mismatch(n_control: float, n_candidate: float, candidate_share:
     The chi-square test with one degree of freedom: chi^2 = z^2 with
     ``z = (n_candidate - N w) / sqrt(N w (1 - w))``; p = erfc(|z| / sqrt 2).
     """
-    total = n_control + n_candidate
-    if total <= 0 or not 0.0 < candidate_share < 1.0:
-        return math.nan, math.nan
-    expected = total * candidate_share
-    z = (n_candidate - expected) / math.sqrt(total * candidate_share * (1.0 - candidate_share))
-    return z, math.erfc(abs(z) / math.sqrt(2.0))
+    z, p = sample_ratio_mismatch_arrays(n_control, n_candidate, candidate_share)
+    return float(z), float(p)
+
+
+def sample_ratio_mismatch_arrays(n_control: npt.ArrayLike, n_candidate: npt.ArrayLike,
+                                 candidate_share: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """:func:`sample_ratio_mismatch` elementwise; NaN where there are no units or the share is not in (0, 1)."""
+    n_c = np.asarray(n_control, dtype=np.float64)
+    n_t = np.asarray(n_candidate, dtype=np.float64)
+    w = np.asarray(candidate_share, dtype=np.float64)
+    total = n_c + n_t
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usable = (total > 0) & (w > 0.0) & (w < 1.0)
+        z = np.where(usable, (n_t - total * w) / np.sqrt(np.where(usable, total * w * (1.0 - w), 1.0)), np.nan)
+    return z, erfc(np.abs(z) / math.sqrt(2.0))

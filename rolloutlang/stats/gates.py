@@ -41,7 +41,7 @@ from rolloutlang import ir
 from rolloutlang.stats.delays import LabelDelay
 from rolloutlang.stats.designs import GateCharacteristics, TestSpec
 from rolloutlang.stats.designs import characterize as characterize_gate
-from rolloutlang.stats.estimates import design_effect, unit_variance
+from rolloutlang.stats.estimates import design_effect, stratified_information, unit_variance
 from rolloutlang.stats.schedule import StageWindow, gate_windows
 from rolloutlang.stats.sequential import SpendingFunction
 from rolloutlang.units import human_duration
@@ -365,8 +365,8 @@ def plan_gate(rollout: ir.Rollout, gate: ir.BusinessGate, plan: Plan,
         change = math.expm1(theta) if gate.relative else theta
         var_c = unit_variance(metric.kind, metric.baseline, metric.sd, gate.relative)
         var_t = unit_variance(metric.kind, treated_value(gate, metric, change), metric.sd, gate.relative)
-        return [sum(1.0 / (var_t / nt + var_c / nc) for nc, nt in s.strata if nc > 0 and nt > 0)
-                / unit.design_effect for s in kept_samples]
+        return [float(stratified_information(var_c, var_t, [nc for nc, _ in s.strata], [nt for _, nt in s.strata],
+                                             unit.design_effect)) for s in kept_samples]
 
     characteristics = characterize_gate(spec, infos, informations_at) if kept and characterize else None
     thinned = looks_count(gate, active)

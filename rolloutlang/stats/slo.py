@@ -1,11 +1,16 @@
-"""The rule of an SLO gate and of a sample-ratio gate at one window, and the SLO baseline defaults.
+"""The rule of an SLO, drift or sample-ratio gate at one window, and the SLO baseline defaults.
 
 For the simulator and `rollout evaluate`, next to :func:`rolloutlang.stats.designs.decide`
 for business gates.  A window is judged on its own (:func:`slo_window`,
-:func:`srm_window`); the gate fails once `fail after N` windows have failed
-(:func:`slo_gate`).  **No data is never a pass**: a missing or NaN value, an
-empty window, or fewer requests than `min samples` is ``inconclusive``, which
-pauses the plan and does not count towards `fail after`.
+:func:`srm_window`, :func:`drift_windows`); the gate fails once `fail after N`
+windows have failed (:func:`slo_gate`).  **No data is never a pass**: a
+missing or NaN value, an empty window, or fewer requests than `min samples` is
+``inconclusive``, which pauses the plan and does not count towards `fail after`.
+
+Each rule is written once, over arrays (``*_windows``: one window in each of
+many runs, outcome codes as in :data:`rolloutlang.stats.designs.OUTCOMES`); the
+scalar functions apply it to one window.  Unknown counts are NaN in the arrays
+(``None`` in the scalar functions).
 """
 
 from __future__ import annotations
@@ -14,14 +19,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from rolloutlang import ir
-from rolloutlang.stats.designs import Outcome
-from rolloutlang.stats.estimates import sample_ratio_mismatch
+from rolloutlang.stats.designs import FAIL, INCONCLUSIVE, OUTCOMES, PASS, IntArray, Outcome
+from rolloutlang.stats.estimates import sample_ratio_mismatch_arrays
+from rolloutlang.stats.vector import FloatArray
 
 # The stable version's value assumed when an SLO gate gives no `baseline` (docs/language.md, section 17):
 # threshold gates sit 20% inside their threshold; change gates get a typical value per signal.
 HEADROOM = 0.8
 CHANGE_BASELINES = {"latency": 0.1, "error_rate": 0.001, "saturation": 0.5, "query": 1.0}
+
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 
 
 def slo_baseline(gate: ir.SloGate) -> tuple[float, bool]:
@@ -51,39 +62,59 @@ class SloWindow:
     stable_requests: float | None = None
 
 
-def _missing(value: float | None) -> bool:
-    return value is None or not math.isfinite(value)
+def holds(op: ir.Comparison, value: npt.ArrayLike, threshold: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Whether values are on the healthy side of a gate's comparison, elementwise (NaN never is)."""
+    with np.errstate(invalid="ignore"):
+        out: npt.NDArray[np.bool_] = _COMPARE[op](np.asarray(value, dtype=np.float64), threshold)
+    return out
 
 
-def _holds(op: ir.Comparison, value: float, threshold: float) -> bool:
-    return {"<": value < threshold, "<=": value <= threshold, ">": value > threshold,
-            ">=": value >= threshold}[op]
+def _floats(value: npt.ArrayLike | None) -> FloatArray:
+    return np.asarray(math.nan if value is None else value, dtype=np.float64)
+
+
+def slo_windows(gate: ir.SloGate, candidate: npt.ArrayLike, stable: npt.ArrayLike | None = None,
+                candidate_requests: npt.ArrayLike | None = None,
+                stable_requests: npt.ArrayLike | None = None) -> IntArray:
+    """Outcome codes of one window of an SLO gate in each run (NaN: missing value, unknown count)."""
+    cand = _floats(candidate)
+    counts = [_floats(candidate_requests)]
+    if gate.comparison == "change":
+        counts.append(_floats(stable_requests))
+    no_data = ~np.isfinite(cand)
+    with np.errstate(invalid="ignore"):
+        for c in counts:
+            no_data = no_data | (c <= 0)
+            if gate.min_samples is not None:
+                no_data = no_data | ~(c >= gate.min_samples)
+        if gate.comparison == "threshold":
+            value = cand
+        else:
+            base = _floats(stable)
+            no_data = no_data | ~np.isfinite(base)
+            if gate.relative:
+                no_data = no_data | (base <= 0)
+                value = cand / np.where(base > 0, base, 1.0) - 1.0
+            else:
+                value = cand - base
+    codes = np.where(no_data, INCONCLUSIVE, np.where(holds(gate.op, value, gate.threshold), PASS, FAIL))
+    out: IntArray = codes.astype(np.int8)
+    return out
 
 
 def slo_window(gate: ir.SloGate, window: SloWindow) -> Outcome:
     """``pass``, ``fail`` or ``inconclusive`` (no data) for one window of an SLO gate."""
-    if _missing(window.candidate):
-        return "inconclusive"
-    counts = [window.candidate_requests]
-    if gate.comparison == "change":
-        counts.append(window.stable_requests)
-    if any(c is not None and c <= 0 for c in counts):
-        return "inconclusive"
-    if gate.min_samples is not None and any(c is None or c < gate.min_samples for c in counts):
-        return "inconclusive"
-    assert window.candidate is not None
-    if gate.comparison == "threshold":
-        return "pass" if _holds(gate.op, window.candidate, gate.threshold) else "fail"
-    if _missing(window.stable):
-        return "inconclusive"
-    assert window.stable is not None
-    if gate.relative:
-        if window.stable <= 0:
-            return "inconclusive"
-        change = window.candidate / window.stable - 1.0
-    else:
-        change = window.candidate - window.stable
-    return "pass" if _holds(gate.op, change, gate.threshold) else "fail"
+    return OUTCOMES[int(slo_windows(gate, _floats(window.candidate), _floats(window.stable),
+                                    _floats(window.candidate_requests), _floats(window.stable_requests)))]
+
+
+def gate_outcomes(failure_limit: int, failures: npt.ArrayLike, latest: npt.ArrayLike) -> IntArray:
+    """The gate in each run after its windows so far: failed once `fail after N` of them failed,
+    else inconclusive while its latest window is (or there is none yet: code INCONCLUSIVE), else pass."""
+    fails = np.asarray(failures) >= failure_limit
+    codes = np.where(fails, FAIL, np.where(np.asarray(latest) == INCONCLUSIVE, INCONCLUSIVE, PASS))
+    out: IntArray = codes.astype(np.int8)
+    return out
 
 
 def slo_gate(gate: ir.SloGate | ir.DriftGate, windows: Sequence[Outcome]) -> Outcome:
@@ -92,19 +123,55 @@ def slo_gate(gate: ir.SloGate | ir.DriftGate, windows: Sequence[Outcome]) -> Out
     Inconclusive windows do not count towards the failures; the gate is
     inconclusive while its latest window is.
     """
-    if sum(1 for w in windows if w == "fail") >= gate.failure_limit:
-        return "fail"
-    if not windows or windows[-1] == "inconclusive":
-        return "inconclusive"
-    return "pass"
+    latest = OUTCOMES.index(windows[-1]) if windows else INCONCLUSIVE
+    return OUTCOMES[int(gate_outcomes(gate.failure_limit, sum(1 for w in windows if w == "fail"), latest))]
+
+
+def srm_windows(gate: ir.SrmGate, n_control: npt.ArrayLike, n_candidate: npt.ArrayLike,
+                candidate_share: npt.ArrayLike) -> IntArray:
+    """Outcome codes of a sample-ratio gate in each run, on the units counted since the stage began."""
+    n_c = np.asarray(n_control, dtype=np.float64)
+    n_t = np.asarray(n_candidate, dtype=np.float64)
+    total = n_c + n_t
+    _, p = sample_ratio_mismatch_arrays(n_c, n_t, candidate_share)
+    no_data = ~(total > 0) | ~np.isfinite(p)
+    if gate.min_samples is not None:
+        no_data = no_data | ~(total >= gate.min_samples)
+    codes = np.where(no_data, INCONCLUSIVE, np.where(p < gate.alpha, FAIL, PASS))
+    out: IntArray = codes.astype(np.int8)
+    return out
 
 
 def srm_window(gate: ir.SrmGate, n_control: float, n_candidate: float, candidate_share: float) -> Outcome:
     """A sample-ratio gate on the units counted since the stage began, against the stage's share (0-1)."""
-    total = n_control + n_candidate
-    if total <= 0 or (gate.min_samples is not None and total < gate.min_samples):
-        return "inconclusive"
-    _, p = sample_ratio_mismatch(n_control, n_candidate, candidate_share)
-    if math.isnan(p):
-        return "inconclusive"
-    return "fail" if p < gate.alpha else "pass"
+    return OUTCOMES[int(srm_windows(gate, n_control, n_candidate, candidate_share))]
+
+
+def drift_outcomes(gate: ir.DriftGate, values: npt.ArrayLike, candidate_samples: npt.ArrayLike,
+                   reference_samples: npt.ArrayLike) -> IntArray:
+    """Outcome codes of drift windows whose statistic is known: fewer than `min samples` (at least 1) on
+    either side, or a NaN statistic, is no data; else the threshold decides."""
+    floor = max(gate.min_samples or 1, 1)
+    with np.errstate(invalid="ignore"):
+        enough = (np.asarray(candidate_samples) >= floor) & (np.asarray(reference_samples) >= floor)
+    value = np.where(enough, np.asarray(values, dtype=np.float64), np.nan)
+    assert gate.threshold is not None
+    codes = np.where(np.isfinite(value), np.where(holds(gate.op, value, gate.threshold), PASS, FAIL), INCONCLUSIVE)
+    out: IntArray = codes.astype(np.int8)
+    return out
+
+
+def drift_windows(gate: ir.DriftGate, candidate_counts: npt.ArrayLike,
+                  reference_counts: npt.ArrayLike) -> tuple[FloatArray, IntArray]:
+    """The drift statistic of each window (bins on the last axis) and its outcome code (:func:`drift_outcomes`).
+
+    The value is NaN where the window has no data.  ``psi``, ``kl`` and ``js``
+    only (see :mod:`rolloutlang.stats.drift`).
+    """
+    from rolloutlang.stats import drift
+
+    cand = np.asarray(candidate_counts, dtype=np.float64)
+    ref = np.asarray(reference_counts, dtype=np.float64)
+    value = drift.statistic(gate.statistic, cand, ref)  # type: ignore[arg-type]
+    codes = drift_outcomes(gate, value, cand.sum(axis=-1), ref.sum(axis=-1))
+    return np.where(codes == INCONCLUSIVE, np.nan, value), codes

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from rolloutlang.stats.delays import LabelDelay
 from rolloutlang.stats.vector import FloatArray
@@ -56,6 +57,20 @@ class LabelledComponents:
 def phase(start_hour: float, peak_hour: float) -> float:
     """psi for a rollout starting at ``start_hour`` with traffic peaking at ``peak_hour``."""
     return 2.0 * math.pi * (start_hour - peak_hour) / 24.0
+
+
+def requests_between(starts: npt.ArrayLike, ends: npt.ArrayLike, rate_rps: float, amplitude: float,
+                     phase_: float) -> FloatArray:
+    """Expected requests from ``starts`` to ``ends`` (seconds on the rollout clock), elementwise; 0 where empty.
+
+    The integral of ``rate (1 + A cos(omega u + psi))``, in closed form, so
+    whole days hold exactly ``rate x time``.
+    """
+    a = np.asarray(starts, dtype=np.float64)
+    b = np.maximum(np.asarray(ends, dtype=np.float64), a)
+    swing = amplitude / OMEGA * (np.sin(OMEGA * b + phase_) - np.sin(OMEGA * a + phase_))
+    out: FloatArray = rate_rps * ((b - a) + swing)
+    return np.maximum(out, 0.0)
 
 
 def _delay_table(delay: LabelDelay, horizon_s: float) -> tuple[FloatArray, FloatArray, FloatArray]:
