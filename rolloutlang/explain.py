@@ -251,6 +251,10 @@ def describe_gate(gate: ir.AnyGate) -> str:
         cond = _slo_condition(gate)
         if gate.baseline is not None:
             opts.append(f"baseline {_slo_value(gate, gate.baseline)}")
+        if gate.sigma is not None:
+            opts.append(f"sigma {gate.sigma:g}")
+        if gate.sd is not None:
+            opts.append(f"sd {gate.sd:g}")
         opts.append(f"every {duration_text(gate.interval_s)}")
         if gate.failure_limit > 1:
             opts.append(f"fail after {gate.failure_limit}")

@@ -301,6 +301,9 @@ class SloGate(Node):
     baseline: float | None = Field(default=None, description="the stable version's current value, in the "
                                                               "signal's unit")
     min_samples: int | None = Field(default=None, description="requests a window needs to count")
+    sigma: float | None = Field(default=None, description="latency: log-scale SD of the lognormal latency the "
+                                                          "simulator draws")
+    sd: float | None = Field(default=None, description="saturation, query: SD of the value from window to window")
     interval_s: float = 60.0
     failure_limit: int = 1
     from_stage: str | None = None

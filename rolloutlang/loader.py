@@ -348,6 +348,7 @@ def _check_names(program: Program, rollout: ir.Rollout) -> None:
                       help=hint or (f"stages: {_plain(stage_names)}" if stage_names else
                                     "`from <stage>` needs a canary with named stages (`mpr: 50% for 7d`)"))
             )
+    _check_effect_names(program, rollout, metric_names, gate_names)
     for approval in rollout.approvals:
         allowed = ["promotion", "rollback", *stage_names]
         if approval.what not in allowed:
@@ -357,6 +358,29 @@ def _check_names(program: Program, rollout: ir.Rollout) -> None:
                       _narrow(program, approval.span, r"approve\s+" + _word(approval.what), 1),
                       help=hint or "approve `promotion`, `rollback` or a canary stage by name")
             )
+
+
+def _check_effect_names(program: Program, rollout: ir.Rollout, metric_names: list[str], gate_names: list[str]) -> None:
+    """RL130: a scenario effect names a metric, a gate, or `latency`, `errors` or `drift`."""
+    from rolloutlang.scenarios import KEYWORDS, names_known, target_span
+
+    for scenario in rollout.scenarios:
+        for effect in scenario.effects:
+            if names_known(rollout, effect):
+                continue
+            if effect.kind == "labels":
+                hint = did_you_mean(effect.target, metric_names)
+                program.diagnostics.append(error(
+                    "RL130", f"scenario `{scenario.name}` changes the labels of unknown metric `{effect.target}`",
+                    _narrow(program, effect.span, r"labels\s+" + _word(effect.target), 1),
+                    help=hint or (f"metrics here: {', '.join(metric_names)}" if metric_names
+                                  else "declare it: `metric ctr: binary, baseline 4.2%`")))
+                continue
+            known = [*metric_names, *gate_names, *KEYWORDS]
+            hint = did_you_mean(effect.target, known)
+            program.diagnostics.append(error(
+                "RL130", f"scenario `{scenario.name}` changes unknown `{effect.target}`", target_span(effect),
+                help=hint or "an effect names a label metric, a gate, or `latency`, `errors` or `drift`"))
 
 
 def load_text(text: str, name: str = "<input>", root: Path | None = None) -> Program:

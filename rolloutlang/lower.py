@@ -356,7 +356,14 @@ SLO_OPTIONS = (
     _FROM,
     _MIN_SAMPLES,
     OptionSpec(("baseline",), lambda p: p.number("the stable version's value"), "baseline", "baseline 180ms"),
+    # What the simulator draws from (docs/language.md, section 17): latency's log-scale spread, a
+    # saturation or query value's spread from window to window.
+    OptionSpec(("sigma",), lambda p: p.number("the latency's log-scale spread"), "sigma", "sigma 0.5"),
+    OptionSpec(("sd",), lambda p: p.number("the value's spread from window to window"), "sd", "sd 0.02"),
 )
+# The signals each spread option belongs to, and what it means there.
+_SPREAD_SIGNALS = {"sigma": (("latency",), "the log-scale spread of a lognormal latency"),
+                   "sd": (("saturation", "query"), "the spread of a saturation or query value from window to window")}
 DRIFT_OPTIONS = (
     _EVERY,
     _FAIL_AFTER,
@@ -1344,15 +1351,34 @@ class Lowerer:
         if "baseline" in opts:
             tok = opts["baseline"][0]
             baseline = self.guard(lambda: self.unit(tok, lambda t: _slo_value(kind, t, "baseline")))
+        spreads = {key: self.guard(lambda key=key: self._spread(kind, key, opts[key]))  # type: ignore[misc]
+                   for key in _SPREAD_SIGNALS if key in opts}
         return ir.SloGate(
             span=node.span, name=name, signal=cast(Any, kind), percentile=percentile, query=query,
             op=cast(ir.Comparison, op.text), threshold=threshold,
             comparison="change" if change else "threshold", relative=relative, baseline=baseline,
+            sigma=spreads.get("sigma"), sd=spreads.get("sd"),
             min_samples=opts.get("min_samples", (None, None))[0],
             interval_s=opts.get("interval_s", (60.0, None))[0],
             failure_limit=opts.get("failure_limit", (1, None))[0],
             from_stage=_opt_name(opts, "from_stage"), origin=origin,
         )
+
+    def _spread(self, kind: str, key: str, given: tuple[Token, Span]) -> float:
+        """`sigma 0.5` (latency) or `sd 0.02` (saturation, query): a positive spread for the simulator."""
+        tok, span = given
+        signals, meaning = _SPREAD_SIGNALS[key]
+        if kind not in signals:
+            fits = " or ".join(signals)
+            other = next((k for k, (sigs, _) in _SPREAD_SIGNALS.items() if kind in sigs), None)
+            raise _fail("RL293", f"`{key}` is {meaning}: it belongs on a {fits} gate", span,
+                        help=f"write `{other}` for this gate" if other else
+                        "drop it: the simulator draws this signal's noise from the requests counted")
+        value = self.unit(tok, lambda t: units.number(t, f"`{key}`"))
+        if not (value > 0 and math.isfinite(value)):
+            raise _fail("RL294", f"`{key} {tok.text}` is not a spread: it must be above 0", tok.span,
+                        help=f"e.g. `{_SPREAD_EXAMPLE[key]}`")
+        return value
 
     def _slo_change(self, kind: str, cond: Phrase) -> tuple[float, bool]:
         """The change of a candidate-vs-stable SLO gate: `+10%` (relative), `+15ms`, `+0.1% absolute`, `+0.5`."""
@@ -1788,6 +1814,8 @@ def _slo_signal(words: list[Token]) -> tuple[str, float | None, str | None] | No
         return "query", None, words[1].text
     return None
 
+
+_SPREAD_EXAMPLE = {"sigma": "sigma 0.5", "sd": "sd 0.02"}
 
 _SLO_VALUE_WHAT = {
     "threshold": {"latency": "a latency threshold", "error_rate": "an error rate", "saturation": "saturation",

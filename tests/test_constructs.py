@@ -887,7 +887,8 @@ def test_sample_ratio_gate() -> None:
 
 @pytest.mark.parametrize(
     ("condition", "spec"),
-    [("p99 latency < 250ms", spec) for spec in SLO_OPTIONS]
+    [("p99 latency < 250ms", spec) for spec in SLO_OPTIONS if spec.field != "sd"]
+    + [("saturation < 85%", spec) for spec in SLO_OPTIONS if spec.field == "sd"]
     + [("psi(scores) < 0.2", spec) for spec in DRIFT_OPTIONS]
     + [(f"ctr change > -1% relative, {HARM}", spec) for spec in BUSINESS_OPTIONS
        if spec.field not in ("harm", "non_inferiority", "power", "min_effect", "tau", "futility")]
@@ -1012,14 +1013,15 @@ def test_budget_errors(text: str, code: str) -> None:
     ],
 )
 def test_scenario_effects(effect: str, target: str, kind: str, value: float, unit: str, after: float) -> None:
-    (scenario,) = ok(f"scenario s {{ {effect} }}").scenarios
+    revenue = "metric revenue: continuous, baseline 1.35, sd 4.2\n"
+    (scenario,) = ok(f"{CTR}{revenue}scenario s {{ {effect} }}").scenarios
     (e,) = scenario.effects
     assert (scenario.name, e.target, e.kind, e.unit, e.after_s, e.delay) == ("s", target, kind, unit, after, None)
     assert e.value == pytest.approx(value)
 
 
 def test_scenario_label_delay_effect() -> None:
-    (scenario,) = ok("scenario slow { ctr -1%, labels ctr lognormal(median 4h, p95 12h) }").scenarios
+    (scenario,) = ok(f"{CTR}scenario slow {{ ctr -1%, labels ctr lognormal(median 4h, p95 12h) }}").scenarios
     first, labels = scenario.effects
     assert first.kind == "relative"
     assert (labels.target, labels.kind) == ("ctr", "labels")
@@ -1039,7 +1041,23 @@ def test_scenario_label_delay_effect() -> None:
     ],
 )
 def test_scenario_errors(body: str, code: str) -> None:
-    assert codes(body) == [code]
+    assert codes(CTR + body) == [code]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("scenario s { crt -2% }", "scenario `s` changes unknown `crt`"),
+        ("scenario s { labels clicks fixed(1h) }", "scenario `s` changes the labels of unknown metric `clicks`"),
+    ],
+)
+def test_scenario_effects_name_something(body: str, message: str) -> None:
+    (found,) = errors(CTR + body)
+    assert (found.code, found.message) == ("RL130", message)
+    assert found.span is not None and found.span.line == 3  # the rollout's line 1, the metric's line 2
+    name = message.rsplit("`", 2)[1]
+    assert body[found.span.col - 1:found.span.end_col - 1] == name
+    assert "ctr" in found.help
 
 
 def test_holdout() -> None:

@@ -385,9 +385,10 @@ def specs(draw: st.DrawFn) -> list[Tokens]:
     ]), max_size=2)):
         statements.append(budget)
     for s in draw(unique_names("sc", 0, 2)):
-        statements.append(draw(option_blocks(["scenario", s], [
-            _words("ctr -2%"), _words("latency +15ms"), _words("errors 5% after 30m"), _words("drift 0.3 after 6h"),
-        ], min_size=1)))
+        # An effect names a declared metric, a gate, or `latency`, `errors`, `drift` (RL130).
+        effects = [_words("latency +15ms"), _words("errors 5% after 30m"), _words("drift 0.3 after 6h"),
+                   *[_words(f"{m} -2%") for m in metrics[:1]]]
+        statements.append(draw(option_blocks(["scenario", s], effects, min_size=1)))
     if draw(st.booleans()):
         statements.append(_words("holdout 1% on stable for 14d"))
     hooks = draw(unique_names("h", 0, 3))

@@ -30,6 +30,7 @@ PASS_MODULES: tuple[str, ...] = (
     "rolloutlang.checks.statistics",
     "rolloutlang.checks.policy",
     "rolloutlang.checks.privacy",
+    "rolloutlang.checks.scenarios",
 )
 
 
