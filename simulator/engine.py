@@ -307,7 +307,8 @@ class Engine:
         mine = np.flatnonzero((self.cls == c) & self.running())
         if mine.size == 0:
             return
-        held_until = np.nanmax(np.where(np.isnan(self.confirm[:, mine]), -np.inf, self.confirm[:, mine]), axis=0)
+        held_until = np.where(np.isnan(self.confirm[:, mine]), -np.inf, self.confirm[:, mine]).max(axis=0,
+                                                                                                 initial=-np.inf)
         held = held_until > t
         for until in np.unique(held_until[held]):
             self._new_timeline(c, mine[held_until == until], float(until), tl.waiting)

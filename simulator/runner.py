@@ -4,7 +4,7 @@
   metric, as that gate sees it, at the change its power is sized for), the
   spec's own, and the points of each ``--effect TARGET=FROM..TO`` sweep.
 * Runs are split into chunks that depend only on the number of runs (at most
-  :data:`CHUNK_RUNS` each, at least two), and chunk i of every scenario draws
+  :data:`CHUNK_RUNS` each, two from 1,000 runs on), and chunk i of every scenario draws
   from the i-th stream spawned from ``SeedSequence(seed)``.  Workers take
   whole chunks and the chunks are merged in order, so the same seed gives the
   same bytes whatever ``--workers`` says (and scenarios share their streams,
@@ -40,6 +40,7 @@ from rolloutlang.simulator.model import (
 # A probability near 5% then has a standard error of sqrt(.05 x .95 / 2000) = 0.49 points.
 DEFAULT_RUNS = 2000
 CHUNK_RUNS = 2500
+MIN_CHUNK_RUNS = 500
 DEFAULT_POINTS = 9
 FORMAT_VERSION = 1
 
@@ -190,8 +191,8 @@ def _describe(changes: Sequence[Change]) -> str:
 
 
 def chunk_sizes(runs: int) -> list[int]:
-    """Chunks of at most :data:`CHUNK_RUNS` runs, at least two (for two workers), as equal as can be."""
-    count = max(math.ceil(runs / CHUNK_RUNS), min(runs, 2))
+    """Chunks of at most :data:`CHUNK_RUNS` runs, two from 1,000 runs on (for two workers), as equal as can be."""
+    count = max(math.ceil(runs / CHUNK_RUNS), 2 if runs >= 2 * MIN_CHUNK_RUNS else 1)
     return [runs // count + (1 if i < runs % count else 0) for i in range(count)]
 
 
