@@ -286,24 +286,40 @@ def graph(file: Path, fmt: str, root: Path | None, color: bool | None) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
+@click.option("--simulate", "with_simulation", is_flag=True,
+              help="Also simulate the plan (`rollout simulate`) and show its figures beside the power table.")
+@click.option("--runs", type=click.IntRange(min=1, max=10_000_000), default=None,
+              help="With --simulate: runs per scenario (default 2000).")
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True, help="With --simulate: the seed.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="With --simulate: processes to run on (default: every core).")
 @_root_option
 @_colour_option
-def explain(file: Path, root: Path | None, color: bool | None) -> None:
+def explain(file: Path, with_simulation: bool, runs: int | None, seed: int, workers: int | None, root: Path | None,
+            color: bool | None) -> None:
     """Explain a plan in markdown, for a pull-request comment.
 
     Phases with weights, durations and exposure; what each gate triggers; the
-    power of each business gate at each look; the warnings.
+    power of each business gate at each look; the warnings. With --simulate,
+    the simulated rollback, promotion and pause rates, exposure and times of
+    every scenario, and each gate's simulated power beside its analytic one.
 
     \b
-    Example:
+    Examples:
       rollout explain examples/ranker-v2.rollout > comment.md
+      rollout explain --simulate --seed 1 examples/ranker-v2.rollout > comment.md
     """
     from rolloutlang.explain import explain_program
 
     program = _load(file, root)
     if program.main is None or program.has_errors:
         _fail_program(program, _colour(color))
-    click.echo(explain_program(program), nl=False)
+    options = None
+    if with_simulation:
+        from rolloutlang.simulator.runner import DEFAULT_RUNS, Options
+
+        options = Options(runs=runs or DEFAULT_RUNS, seed=seed, workers=workers)
+    click.echo(explain_program(program, options), nl=False)
 
 
 def _target_option(value: tuple[str, ...]) -> list[str]:

@@ -24,13 +24,18 @@ from rolloutlang.units import duration_text, format_percent
 
 if TYPE_CHECKING:
     from rolloutlang.loader import Program
+    from rolloutlang.simulator.runner import Options
     from rolloutlang.stats.gates import GatePlan, PlanFalseRollbacks
 
 POWER_UNAVAILABLE = "power analysis unavailable"
 
 
-def explain_program(program: Program) -> str:
-    """Markdown for every rollout of the program's entry file, then its findings."""
+def explain_program(program: Program, simulation: Options | None = None) -> str:
+    """Markdown for every rollout of the program's entry file, then its findings.
+
+    With ``simulation`` options, each rollout also gets `rollout simulate`'s
+    figures, after the analytic power table.
+    """
     rollouts = program.rollouts()
     if program.main is None or not rollouts:
         return "No rollout to explain.\n"
@@ -42,8 +47,21 @@ def explain_program(program: Program) -> str:
     findings.sort(key=lambda d: d.sort_key())
     parts = []
     for rollout, ctx, mine in zip(rollouts, contexts, _findings_by_rollout(findings, rollouts), strict=True):
-        parts.append(explain_rollout(rollout, mine, ctx))
+        simulated: list[str] = []
+        if simulation is not None:
+            simulated = _simulated(rollout, ctx, simulation, any(d.is_error for d in mine), program.entry)
+        parts.append(explain_rollout(rollout, mine, ctx, simulated))
     return "\n".join(parts)
+
+
+def _simulated(rollout: ir.Rollout, ctx: CheckContext, options: Options, errors: bool, spec: str) -> list[str]:
+    """The section `--simulate` adds: the simulation's table, in markdown."""
+    if errors:
+        return ["### Simulated", "", "Not simulated: the spec has errors (see the findings)."]
+    from rolloutlang.simulator.runner import simulate
+    from rolloutlang.simulator.text import render_markdown
+
+    return render_markdown(simulate(rollout, ctx.plan, options, spec=spec).to_json())
 
 
 def _findings_by_rollout(findings: Sequence[Diagnostic], rollouts: Sequence[ir.Rollout]) -> list[list[Diagnostic]]:
@@ -71,10 +89,11 @@ def _findings_by_rollout(findings: Sequence[Diagnostic], rollouts: Sequence[ir.R
 
 
 def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = (),
-                    context: CheckContext | None = None) -> str:
+                    context: CheckContext | None = None, simulated: Sequence[str] = ()) -> str:
     """The markdown for one rollout; ``findings`` are listed at the end.
 
-    With the ``context`` the checks ran in, its plan and power table are reused.
+    With the ``context`` the checks ran in, its plan and power table are
+    reused; ``simulated`` lines (`rollout explain --simulate`) follow the power table.
     """
     if context is not None:
         plan, plans = context.plan, context_gate_plans(context)
@@ -94,6 +113,8 @@ def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = (),
     lines.append("")
     lines.extend(_power(rollout, plan, plans))
     lines.append("")
+    if simulated:
+        lines.extend([*simulated, ""])
     lines.extend(_findings_section(findings))
     return "\n".join(lines) + "\n"
 

@@ -46,11 +46,16 @@ class Check:
     span: Span | None
     text: str
 
+    analytic: float | None = None
+
     def to_json(self) -> dict[str, Any]:
         from rolloutlang.simulator.results import rounded
 
-        return {"kind": self.kind, "what": self.what, "scenario": self.scenario, "promised": rounded(self.promised),
-                "simulated": rounded(self.simulated), "se": rounded(self.se), "missed": self.missed}
+        out = {"kind": self.kind, "what": self.what, "scenario": self.scenario, "promised": rounded(self.promised),
+               "simulated": rounded(self.simulated), "se": rounded(self.se), "missed": self.missed}
+        if self.analytic is not None:
+            out["analytic"] = rounded(self.analytic)
+        return out
 
     def diagnostic(self, strict: bool) -> Diagnostic:
         code = "RL811" if self.kind == "power" else "RL810"
@@ -105,7 +110,7 @@ def budget_checks(model: PlanModel, scenarios: list[dict[str, Any]]) -> list[Che
             verb = "caught" if gm.gate.hypothesis == "harm" else "shown non-inferior"
             out.append(Check("power", gm.name, "at-mde", declared, p, se, p + MARGIN_SE * se < declared, gm.gate.span,
                              f"at its sized effect, gate `{gm.name}`'s candidate is {verb} in {_pct(p)} ± {_pct(se)} "
-                             f"of runs, below the declared power {_pct(declared)}"))
+                             f"of runs, below the declared power {_pct(declared)}", gm.analytic_power))
     return out
 
 

@@ -99,6 +99,8 @@ class GateModel:
         spec: business gates: the test.
         reference: business gates: the planned information at the last look (spending fractions).
         metric: business gates: the label metric.
+        analytic_power: business gates: the power the checks compute for the gate alone (exact crossing
+            probabilities), to set beside the simulated one.
     """
 
     gate: ir.AnyGate
@@ -111,6 +113,7 @@ class GateModel:
     spec: TestSpec | None = None
     reference: float | None = None
     metric: ir.LabelMetric | None = None
+    analytic_power: float | None = None
 
     @property
     def name(self) -> str:
@@ -274,8 +277,9 @@ def build_plan_model(rollout: ir.Rollout, plan: Plan, *, approval_delay_s: float
         if isinstance(gate, ir.BusinessGate):
             metric = rollout.label_metric(gate.metric)
             looks = _business_looks(plan, gate, phase_index) if metric is not None else ()
-            planned = plan_gate(rollout, gate, plan, characterize=False) if traffic is not None else None
+            planned = plan_gate(rollout, gate, plan) if traffic is not None else None
             reference = planned.samples[-1].information if planned is not None and planned.samples else None
+            analytic = planned.power if planned is not None and planned.characteristics is not None else None
             if metric is not None:
                 unit = randomization(rollout, metric)
                 design_effects[gate.name] = unit.design_effect
@@ -286,7 +290,7 @@ def build_plan_model(rollout: ir.Rollout, plan: Plan, *, approval_delay_s: float
             if not looks:
                 notes.append(f"gate `{gate.name}` has no look with a fixed time on the plan: it is not simulated")
             gates.append(GateModel(gate, index, "business", active, actions, bool(looks), looks,
-                                   test_spec(rollout, gate), reference, metric))
+                                   test_spec(rollout, gate), reference, metric, analytic))
         elif isinstance(gate, ir.SloGate):
             value, assumed = slo_baseline(gate)
             if assumed:

@@ -108,6 +108,7 @@ def summarize(model: PlanModel, scenario: ScenarioModel, chunks: Sequence[ChunkR
             assert gm.spec is not None
             decisive = fails if gm.spec.hypothesis == "harm" else promotes
             entry["decides"] = rate(decisive, runs)
+            entry["analytic_power"] = rounded(gm.analytic_power) if gm.analytic_power is not None else None
             if gm.spec.hypothesis == "harm":
                 entry["caught"] = rate(int(((decided[gm.index] == FAIL) | rolled).sum()), runs)
         if notified[gm.index].any():

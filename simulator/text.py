@@ -58,13 +58,16 @@ def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _attribution(s: dict[str, Any]) -> str:
-    parts = [f"{g} {probability(v, se=False)}" for g, v in s["rollback_by_gate"].items()]
-    paused = [f"{g} {probability(v, se=False)}" + (" (no data)" if v.get("no_data") else "")
-              for g, v in s["pause_by_gate"].items()]
-    text = ", ".join(parts)
-    if paused:
-        text += ("; " if text else "") + "paused by " + ", ".join(paused)
-    return text
+    """`rolled back by ctr 4.1%, errors 0.5%; paused by drift 2% (no data)`: which gate ended the runs."""
+    parts = []
+    if s["rollback_by_gate"]:
+        parts.append("rolled back by " + ", ".join(f"{g} {probability(v, se=False)}"
+                                                   for g, v in s["rollback_by_gate"].items()))
+    if s["pause_by_gate"]:
+        parts.append("paused by " + ", ".join(f"{g} {probability(v, se=False)}" + (" (no data)" if v.get("no_data")
+                                                                                  else "")
+                                              for g, v in s["pause_by_gate"].items()))
+    return "; ".join(parts)
 
 
 def gate_lines(doc: dict[str, Any]) -> list[str]:
@@ -73,8 +76,10 @@ def gate_lines(doc: dict[str, Any]) -> list[str]:
     for c in doc["checks"]:
         status = "MISSED" if c["missed"] else "ok"
         if c["kind"] == "power":
+            analytic = f", the gate alone {c['analytic'] * 100:.3g}% by the checks" if c.get("analytic") is not None \
+                else ""
             out.append(f"{status}: gate `{c['what']}` at its sized effect: {c['simulated'] * 100:.3g}% "
-                       f"± {c['se'] * 100:.2g} (declared power {c['promised'] * 100:.3g}%)")
+                       f"± {c['se'] * 100:.2g} (declared power {c['promised'] * 100:.3g}%{analytic})")
         elif c["kind"] == "duration":
             out.append(f"{status}: time to promotion {duration(c['simulated'])} on average "
                        f"(budget {duration(c['promised'])})")
@@ -96,7 +101,7 @@ def render_text(doc: dict[str, Any]) -> str:
     lines += _aligned([list(COLUMNS), *[row(s) for s in doc["scenarios"]]])
     attributions = [(s["name"], _attribution(s)) for s in doc["scenarios"]]
     if any(text for _, text in attributions):
-        lines += ["", "rolled back by:"]
+        lines += ["", "which gates ended runs:"]
         lines += [f"  {name}: {text}" for name, text in attributions if text]
     checks = gate_lines(doc)
     if checks:
@@ -117,7 +122,7 @@ def render_markdown(doc: dict[str, Any]) -> list[str]:
     lines.append("")
     for name, text in ((s["name"], _attribution(s)) for s in doc["scenarios"]):
         if text:
-            lines.append(f"- `{name}` rolled back by {text}")
+            lines.append(f"- `{name}`: {text}")
     lines.extend(f"- {c}" for c in gate_lines(doc))
     lines.extend(f"- assumed: {a}" for a in doc["assumptions"])
     lines += ["", "Rates carry ± one Monte Carlo standard error, in points; exposure counts the requests the "

@@ -241,3 +241,19 @@ def test_cli_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     path = ROOT / "examples" / "ranker-v2.rollout"
     main(["explain", "--root", str(ROOT), str(path)])
     assert capsys.readouterr().out == explain_program(load(path, ROOT))
+
+
+def test_explain_simulate_adds_the_simulated_figures_beside_the_power_table(capsys: pytest.CaptureFixture[str]
+                                                                             ) -> None:
+    path = ROOT / "examples" / "ranker-v2.rollout"
+    main(["explain", "--simulate", "--runs", "40", "--workers", "1", "--root", str(ROOT), str(path)])
+    md = capsys.readouterr().out
+    simulated = section(md, "Simulated (40 runs a scenario, seed 1)")
+    assert md.index("### Power") < md.index("### Simulated") < md.index("### Findings")
+    assert "| `null` | 0% | 100% | 0% |" in simulated
+    assert "- `outage`: rolled back by errors 100%" in simulated
+    assert "ok: gate `ctr` at its sized effect: 100% ± 0 (declared power 80%, the gate alone 100% by the checks)" \
+        in simulated
+    # Without --simulate, nothing is simulated (and simpy is not needed).
+    main(["explain", "--root", str(ROOT), str(path)])
+    assert "### Simulated" not in capsys.readouterr().out
