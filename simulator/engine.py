@@ -127,15 +127,21 @@ class Engine:
         self._pending: list[_Entry] = []
         self._counts: dict[tuple[float, frozenset[int], str], tuple[Index, FloatArray]] = {}
         self._counts_at = -1.0
+        self._expected: dict[tuple[float, float, frozenset[int], str, int], float] = {}
+        self._expected_at = -1.0
         self._flushes: set[float] = set()
         self._expected_end = max(sum(p.duration_s for p in model.phases), 1.0)
 
     # -- running ---------------------------------------------------------------------------------
 
     def run(self) -> ChunkResult:
-        for gm, state in zip(self.model.gates, self.states, strict=True):
-            if isinstance(state, WindowGate | SrmGate):
-                self.env.process(self._windows(gm, state))
+        # Error-rate gates measure first at a shared moment: they draw a window's errors and other requests as
+        # two Poisson counts, and a latency gate on the same window reuses their sum (cheaper than a binomial
+        # split of a count drawn first).  The rules still act in declaration order.
+        windowed = [(gm, state) for gm, state in zip(self.model.gates, self.states, strict=True)
+                    if isinstance(state, WindowGate | SrmGate)]
+        for gm, state in sorted(windowed, key=lambda pair: getattr(pair[0].gate, "signal", "") != "error_rate"):
+            self.env.process(self._windows(gm, state))
         if self.model.phases:
             self.timelines.append(Timeline([], math.inf))
             self._enter(0, np.arange(self.runs), 0.0)
@@ -162,16 +168,41 @@ class Engine:
     def window_counts(self, gate: GateModel, runs: Index, t: float, arm: str, mean: FloatArray) -> FloatArray:
         """Requests in the window ending at t, drawn once for all the gates that read the same window
         (same width, same phases, same runs): two gates every 5m see the same requests."""
+        cached = self._cached_counts(gate, runs, t, arm)
+        if cached is not None:
+            return cached
+        counts = signals.poisson(self.rng, mean)
+        self._counts[(gate.interval_s, gate.phases, arm)] = (runs, counts)
+        return counts
+
+    def window_errors(self, gate: GateModel, runs: Index, t: float, arm: str, mean: FloatArray,
+                      rate: float) -> tuple[FloatArray, FloatArray]:
+        """(requests, errors) in the window ending at t: errors among the window's shared requests, or, when
+        no gate has drawn them yet, errors and other requests as two independent Poisson counts (thinning)."""
+        cached = self._cached_counts(gate, runs, t, arm)
+        if cached is not None:
+            return cached, signals.binomial(self.rng, cached, rate)
+        errors = signals.poisson(self.rng, mean * rate)
+        counts = errors + signals.poisson(self.rng, mean * (1.0 - rate))
+        self._counts[(gate.interval_s, gate.phases, arm)] = (runs, counts)
+        return counts, errors
+
+    @property
+    def expected_cache(self) -> dict[tuple[float, float, frozenset[int], str, int], float]:
+        """Expected requests of the windows ending now, per (width, phases, arm, timeline): shared by gates."""
+        if self._expected_at != self.env.now:
+            self._expected.clear()
+            self._expected_at = self.env.now
+        return self._expected
+
+    def _cached_counts(self, gate: GateModel, runs: Index, t: float, arm: str) -> FloatArray | None:
         if self._counts_at != t:
             self._counts.clear()
             self._counts_at = t
-        key = (gate.interval_s, gate.phases, arm)
-        cached = self._counts.get(key)
+        cached = self._counts.get((gate.interval_s, gate.phases, arm))
         if cached is not None and np.array_equal(cached[0], runs):
             return cached[1]
-        counts = signals.poisson(self.rng, mean)
-        self._counts[key] = (runs, counts)
-        return counts
+        return None
 
     def _windows(self, gm: GateModel, state: WindowGate | SrmGate) -> Generator[Any, Any, None]:
         while True:

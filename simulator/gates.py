@@ -73,9 +73,14 @@ class WindowGate:
         width = gm.interval_s
 
         def mean(c: int) -> float:
-            tl = engine.timelines[c]
-            since = gm.active_since(tl.phase, tl.starts)
-            return expected_requests(engine.model, engine.scenario, tl, max(t - width, since), t, arm, gm.phases)
+            key = (t, width, gm.phases, arm, c)
+            known = engine.expected_cache.get(key)
+            if known is None:
+                tl = engine.timelines[c]
+                since = gm.active_since(tl.phase, tl.starts)
+                known = expected_requests(engine.model, engine.scenario, tl, max(t - width, since), t, arm, gm.phases)
+                engine.expected_cache[key] = known
+            return known
 
         return per_timeline(engine, runs, mean)
 
@@ -116,29 +121,31 @@ def _slo_windows(engine: Engine, state: WindowGate, gate: ir.SloGate, runs: Inde
     rng, scenario = engine.rng, engine.scenario
     now = _middle(state.model, t)
     base, _ = slo_baseline(gate)
-    n_c = engine.window_counts(state.model, runs, t, "candidate", mean)
-    n_s: FloatArray | None = None
-    if gate.comparison == "change":
-        n_s = engine.window_counts(state.model, runs, t, "stable", state.window_requests(engine, runs, t, "stable"))
 
-    def value(n: FloatArray, candidate: bool) -> FloatArray:
+    def window(arm: str, expected: FloatArray, candidate: bool) -> tuple[FloatArray, FloatArray]:
+        """(requests, the gate's value) of one arm's window."""
+        if gate.signal == "error_rate":
+            rate = scenario.error_rate(gate.name, now, base) if candidate else base
+            n, errors = engine.window_errors(state.model, runs, t, arm, expected, rate)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return n, np.where(n > 0, errors / np.where(n > 0, n, 1.0), np.nan)
+        n = engine.window_counts(state.model, runs, t, arm, expected)
         if gate.signal == "latency":
             assert gate.percentile is not None
             q = gate.percentile / 100.0
             sigma = gate.sigma or DEFAULT_SIGMA
             scale, shift = scenario.latency(gate.name, now) if candidate else (1.0, 0.0)
-            return signals.latency_quantile(rng, n, q, signals.lognormal_median(base, q, sigma), sigma, scale, shift)
-        if gate.signal == "error_rate":
-            rate = scenario.error_rate(gate.name, now, base) if candidate else base
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out: FloatArray = np.where(n > 0, signals.binomial(rng, n, rate) / np.where(n > 0, n, 1.0), np.nan)
-            return out
+            return n, signals.latency_quantile(rng, n, q, signals.lognormal_median(base, q, sigma), sigma, scale,
+                                               shift)
         level = scenario.value(gate.name, now, base) if candidate else base
         noise = gate.sd * rng.standard_normal(n.shape) if gate.sd else 0.0
-        return np.full(n.shape, level) + noise
+        return n, np.full(n.shape, level) + noise
 
-    v_c = value(n_c, True)
-    v_s = value(n_s, False) if n_s is not None else None
+    n_c, v_c = window("candidate", mean, True)
+    n_s: FloatArray | None = None
+    v_s: FloatArray | None = None
+    if gate.comparison == "change":
+        n_s, v_s = window("stable", state.window_requests(engine, runs, t, "stable"), False)
     return slo_windows(gate, v_c, v_s, n_c, n_s)
 
 

@@ -347,6 +347,12 @@ class ScenarioModel:
     harm_starts_s: float | None
     sweep: tuple[str, str, float] | None = None
     description: str = ""
+    _split_onsets: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Read at every window of every gate: worked out once.
+        onsets = tuple(sorted({c.after_s for c in self.changes if c.kind == "split" and c.after_s > 0}))
+        object.__setattr__(self, "_split_onsets", onsets)
 
     def _applied(self, kind: str, gate: str, t: float, start: float, metric: str | None = None) -> float:
         value = start
@@ -394,8 +400,9 @@ class ScenarioModel:
     def _splits(self) -> bool:
         return any(c.kind == "split" for c in self.changes)
 
-    def split_onsets(self) -> list[float]:
-        return sorted({c.after_s for c in self.changes if c.kind == "split" and c.after_s > 0})
+    def split_onsets(self) -> tuple[float, ...]:
+        """The times after 0 at which the candidate's real share changes."""
+        return self._split_onsets
 
     def label_delay(self, gate: GateModel) -> LabelDelay:
         """The delay of the labels the gate's analysis counts (its metric's, or a `labels` effect's)."""

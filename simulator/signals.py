@@ -40,6 +40,11 @@ def poisson(rng: np.random.Generator, mean: npt.ArrayLike) -> FloatArray:
     if not big.any():
         out: FloatArray = rng.poisson(mu).astype(np.float64)
         return out
+    if big.all():  # in place: as little memory as the exact path
+        out = rng.standard_normal(mu.shape)
+        out *= np.sqrt(mu)
+        out += mu
+        return np.maximum(np.rint(out, out=out), 0.0, out=out)
     out = np.empty(mu.shape, dtype=np.float64)
     out[~big] = rng.poisson(mu[~big])
     out[big] = np.maximum(np.rint(mu[big] + np.sqrt(mu[big]) * rng.standard_normal(int(big.sum()))), 0.0)
@@ -62,6 +67,12 @@ def order_statistic(rng: np.random.Generator, k: FloatArray, n: FloatArray) -> F
     """
     a, b = k, n - k + 1.0
     big = np.minimum(a, b) >= BETA_NORMAL_FROM
+    if big.all():  # in place: as little memory as the exact path
+        out: FloatArray = rng.standard_normal(k.shape)
+        ab = a + b
+        out *= np.sqrt(a * b / (ab * ab * (ab + 1.0)))
+        out += a / ab
+        return np.clip(out, 1e-300, 1.0 - 1e-16, out=out)
     out = np.empty(k.shape)
     if (~big).any():
         out[~big] = rng.beta(a[~big], b[~big])
@@ -73,17 +84,20 @@ def order_statistic(rng: np.random.Generator, k: FloatArray, n: FloatArray) -> F
 
 
 def latency_quantile(rng: np.random.Generator, n: FloatArray, q: float, median: float, sigma: float,
-                     scale: npt.ArrayLike = 1.0, shift: npt.ArrayLike = 0.0) -> FloatArray:
+                     scale: float = 1.0, shift: float = 0.0) -> FloatArray:
     """The empirical q-quantile of ``n`` lognormal latencies per window (NaN where n = 0), scaled and shifted."""
     from scipy.special import ndtri
 
+    if (n >= 1).all():
+        k = np.clip(np.ceil(q * n), 1.0, n)
+        out: FloatArray = median * np.exp(sigma * ndtri(order_statistic(rng, k, n)))
+        return out * scale + shift
     out = np.full(n.shape, np.nan)
     some = n >= 1
     if some.any():
         m = n[some]
         k = np.clip(np.ceil(q * m), 1.0, m)
-        value = median * np.exp(sigma * ndtri(order_statistic(rng, k, m)))
-        out[some] = value * np.broadcast_to(scale, n.shape)[some] + np.broadcast_to(shift, n.shape)[some]
+        out[some] = median * np.exp(sigma * ndtri(order_statistic(rng, k, m))) * scale + shift
     return out
 
 
