@@ -307,6 +307,11 @@ def build_plan_model(rollout: ir.Rollout, plan: Plan, *, approval_delay_s: float
             gates.append(GateModel(gate, index, "drift", active, actions, simulated))
         else:
             gates.append(GateModel(gate, index, "srm", active, actions))
+    for i, phase in enumerate(phases):
+        blind = [g.name for g in gates if g.kind in ("slo", "drift") and i in g.phases]
+        if blind and phase.weight == 0 and phase.mirror == 0:
+            notes.append(f"phase `{phase.name}`: the candidate answers no modelled traffic, so "
+                         f"{', '.join(f'`{n}`' for n in blind)} cannot judge it there")
     if rollout.routes:
         notes.append("requests routed by header are not simulated")
     if rollout.holdout is not None:

@@ -344,3 +344,35 @@ def test_a_spec_with_errors_is_not_simulated(tmp_path: Path, capsys: pytest.Capt
 def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(["simulate", "--help"], capsys)
     assert code == 0 and "rollout simulate examples/ranker-v2.rollout" in out
+
+
+def test_progress_bar_only_on_a_terminal_and_after_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import time
+
+    from rolloutlang import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, shown in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(cli.sys, "stderr", stream)
+        clock = [100.0]
+        monkeypatch.setattr(time, "monotonic", lambda clock=clock: clock[0])
+        bar = cli._Progress()
+        bar(0.1)
+        assert stream.getvalue() == ""  # not within the first second
+        clock[0] += 1.5
+        bar(0.5)
+        bar.close()
+        assert ("[###############               ]  50%" in stream.getvalue()) is shown
+        assert stream.getvalue().endswith("\r") is shown
+
+
+def test_a_baseline_that_breaks_its_gate_is_said(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    spec = tmp_path / "spec.rollout"
+    spec.write_text(SPEC.read_text().replace("baseline 180ms", "baseline 260ms"))
+    code, out, err = run_cli(["simulate", str(spec), "--runs", "20", "--workers", "1", "--scenario", "null"], capsys)
+    assert code == 0 and "warning[RL805]" in err
+    assert "rolled back by latency 100%" in out
