@@ -54,7 +54,9 @@ def spread(values: FloatArray, *, mean: bool = True) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     if mean:
         out["mean"] = rounded(float(values.mean())) if values.size else None
-        out["se"] = rounded(float(values.std(ddof=1) / math.sqrt(values.size))) if values.size > 1 else None
+        constant = values.size and values.max() == values.min()  # no spread, not rounding noise
+        out["se"] = (0.0 if constant else rounded(float(values.std(ddof=1) / math.sqrt(values.size)))) \
+            if values.size > 1 else None
     for name, q in (("p50", 50.0), ("p95", 95.0)):
         out[name] = rounded(float(np.percentile(values, q))) if values.size else None
     return out
