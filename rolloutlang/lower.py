@@ -359,7 +359,7 @@ SLO_OPTIONS = (
     # What the simulator draws from (docs/language.md, section 17): latency's log-scale spread, a
     # saturation or query value's spread from window to window.
     OptionSpec(("sigma",), lambda p: p.number("the latency's log-scale spread"), "sigma", "sigma 0.5"),
-    OptionSpec(("sd",), lambda p: p.number("the value's spread from window to window"), "sd", "sd 0.02"),
+    OptionSpec(("sd",), lambda p: p.number("the value's spread from window to window"), "sd", "sd 2%"),
 )
 # The signals each spread option belongs to, and what it means there.
 _SPREAD_SIGNALS = {"sigma": (("latency",), "the log-scale spread of a lognormal latency"),
@@ -1374,10 +1374,13 @@ class Lowerer:
             raise _fail("RL293", f"`{key}` is {meaning}: it belongs on a {fits} gate", span,
                         help=f"write `{other}` for this gate" if other else
                         "drop it: the simulator draws this signal's noise from the requests counted")
-        value = self.unit(tok, lambda t: units.number(t, f"`{key}`"))
-        if not (value > 0 and math.isfinite(value)):
-            raise _fail("RL294", f"`{key} {tok.text}` is not a spread: it must be above 0", tok.span,
-                        help=f"e.g. `{_SPREAD_EXAMPLE[key]}`")
+        # The ranges of a label metric's `sd` and of a lognormal delay's `sigma` (RL222); `sd` is in the
+        # signal's unit, as its `baseline` is (`sd 5%` for saturation).
+        if key == "sigma":
+            return self.unit(tok, lambda t: units.number(t, "sigma", minimum=0, maximum=MAX_SIGMA, above=True))
+        value = self.unit(tok, lambda t: _slo_value(kind, t, "sd"))
+        if value < MIN_SD:
+            raise _fail("RL222", f"sd must be at least {MIN_SD:g}, got `{tok.text}`", tok.span)
         return value
 
     def _slo_change(self, kind: str, cond: Phrase) -> tuple[float, bool]:
@@ -1815,8 +1818,6 @@ def _slo_signal(words: list[Token]) -> tuple[str, float | None, str | None] | No
     return None
 
 
-_SPREAD_EXAMPLE = {"sigma": "sigma 0.5", "sd": "sd 0.02"}
-
 _SLO_VALUE_WHAT = {
     "threshold": {"latency": "a latency threshold", "error_rate": "an error rate", "saturation": "saturation",
                   "query": "a query threshold"},
@@ -1824,6 +1825,7 @@ _SLO_VALUE_WHAT = {
                  "saturation": "the baseline saturation", "query": "the baseline value"},
     "change": {"latency": "a latency change", "error_rate": "an error-rate change",
                "saturation": "a saturation change", "query": "a query change"},
+    "sd": {"saturation": "the saturation's sd", "query": "the value's sd"},
 }
 
 

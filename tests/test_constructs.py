@@ -871,10 +871,31 @@ def test_slo_gates_compare_with_stable_and_know_its_value(condition: str, expect
         ("gate g: error rate change < +0.1", "RL201"),
         ("gate g: p99 latency < 250ms, baseline 180", "RL201"),
         ("gate g: p99 latency change < -100%", "RL259"),
+        ("gate g: error rate < 1%, sigma 0.5", "RL293"),
+        ("gate g: p99 latency < 250ms, sd 0.01", "RL293"),
+        ("gate g: p99 latency < 250ms, sigma 0", "RL222"),
+        ("gate g: p99 latency < 250ms, sigma 11", "RL222"),
+        ("gate g: saturation < 80%, sd 0%", "RL222"),
+        ("gate g: saturation < 80%, sd 0.05", "RL201"),
+        ("gate g: query q < 1, sd 0", "RL222"),
     ],
 )
 def test_slo_change_and_baseline_errors(body: str, code: str) -> None:
     assert codes(body) == [code]
+
+
+def test_slo_spreads_for_the_simulator() -> None:
+    latency, saturation, query = ok('metrics prometheus "http://p" { query q "up" }\n'
+                                    "gate l: p99 latency < 250ms, baseline 180ms, sigma 0.6\n"
+                                    "gate s: saturation < 80%, baseline 50%, sd 5%\n"
+                                    "gate q: query q < 1, sd 0.02").gates
+    assert isinstance(latency, ir.SloGate) and (latency.sigma, latency.sd) == (0.6, None)
+    assert isinstance(saturation, ir.SloGate) and (saturation.sigma, saturation.sd) == (None, pytest.approx(0.05))
+    assert isinstance(query, ir.SloGate) and query.sd == 0.02
+    (found,) = errors("gate g: error rate < 1%, sigma 0.5")
+    assert "belongs on a latency gate" in found.message and "drop it" in found.help
+    (found,) = errors("gate g: p99 latency < 250ms, sd 0.01")
+    assert found.help == "write `sigma` for this gate"
 
 
 def test_sample_ratio_gate() -> None:
