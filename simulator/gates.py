@@ -87,13 +87,19 @@ class WindowGate:
     def judge(self, engine: Engine, runs: Index, t: float) -> tuple[Index, IntArray]:
         """(the runs judged, their gate verdict) for the windows ending at t."""
         mean = self.window_requests(engine, runs, t, "candidate")
-        runs, mean = runs[mean > 0], mean[mean > 0]
+        served = mean > 0
+        if not served.all():
+            runs, mean = runs[served], mean[served]
         if runs.size == 0:
             return runs, np.zeros(0, np.int8)
         codes = self._windows(engine, runs, mean, t)
-        self.fails[runs] += codes == FAIL
-        self.streak[runs] = np.where(codes == FAIL, self.streak[runs] + 1, 0)
-        return runs, gate_outcomes(self.model.failure_limit, self.fails[runs], codes)
+        # Every run judged (the usual case): a slice, a view, where an index would copy.
+        mine: Index | slice = slice(None) if runs.size == self.fails.size else runs
+        failed = codes == FAIL
+        self.fails[mine] += failed
+        streak = self.streak[mine]
+        self.streak[mine] = np.where(failed, streak + 1, 0)
+        return runs, gate_outcomes(self.model.failure_limit, self.fails[mine], codes)
 
     def _windows(self, engine: Engine, runs: Index, mean: FloatArray, t: float) -> IntArray:
         gate = self.model.gate
