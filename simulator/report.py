@@ -129,11 +129,15 @@ def _sweep_charts(doc: dict[str, Any]) -> list[str]:
     out = []
     for target, points in targets.items():
         xs = [p["sweep"]["value"] for p in points]
-        labels = {p["sweep"]["value"]: p["sweep"]["text"] for p in points}
+        written = points[0]["sweep"]["text"]
 
-        def x_text(x: float, labels: dict[float, str] = labels, xs: list[float] = xs) -> str:
-            nearest = min(xs, key=lambda v: abs(v - x))
-            return labels[nearest] if abs(nearest - x) < 1e-9 * max(1.0, abs(x)) else f"{x:.3g}"
+        def x_text(x: float, written: str = written) -> str:
+            """A size written as the sweep's ends are: `-1.5%`, `+20ms`, `0.25`."""
+            if "%" in written:
+                return f"{x * 100:+.3g}%"
+            if written.endswith("ms"):
+                return f"{x * 1000:+.3g}ms"
+            return f"{x:.3g}"
 
         out.append(line_chart(f"Power: P(rollback) across `{target}`", f"effect on `{target}`", "P(rollback)",
                               [("P(rollback) ± 2 SE", xs, [p["p_rollback"]["estimate"] for p in points],
