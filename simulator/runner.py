@@ -40,7 +40,7 @@ from rolloutlang.simulator.model import (
 
 # A probability near 5% then has a standard error of sqrt(.05 x .95 / 2000) = 0.49 points.
 DEFAULT_RUNS = 2000
-CHUNK_RUNS = 2500
+CHUNK_RUNS = 5000
 MIN_CHUNK_RUNS = 500
 DEFAULT_POINTS = 9
 FORMAT_VERSION = 1

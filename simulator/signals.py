@@ -3,7 +3,7 @@
 * Requests in a window: Poisson with the traffic model's expected count
   (arrivals are a Poisson process with the daily shape).  Above
   :data:`NORMAL_FROM` expected requests a count is drawn from its normal
-  approximation (skewness below 1%), which is what keeps 100,000 rps as
+  approximation (skewness at most 1%), which is what keeps 100,000 rps as
   cheap as 100.
 * Latency percentile of n requests: the empirical q-quantile is the k-th
   order statistic, k = ceil(q n), distributed as ``F^-1(U)`` with ``U ~
@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from rolloutlang.stats.vector import FloatArray
 
-NORMAL_FROM = 1e5
+NORMAL_FROM = 1e4
 BETA_NORMAL_FROM = 1e4
 
 

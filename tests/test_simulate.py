@@ -224,7 +224,8 @@ def test_chunks_depend_on_the_runs_only() -> None:
     assert runner.chunk_sizes(1) == [1]
     assert runner.chunk_sizes(999) == [999]
     assert runner.chunk_sizes(2000) == [1000, 1000]
-    assert runner.chunk_sizes(10_000) == [2500] * 4
+    assert runner.chunk_sizes(10_000) == [5000, 5000]
+    assert runner.chunk_sizes(12_000) == [4000] * 3
     assert sum(runner.chunk_sizes(7777)) == 7777 and max(runner.chunk_sizes(7777)) <= runner.CHUNK_RUNS
 
 
