@@ -53,6 +53,9 @@ def test_wheel_holds_one_namespace(wheel: Path) -> None:
         "rolloutlang/stats/designs.py",
         "rolloutlang/py.typed",
         "rolloutlang/cli.py",
+        "rolloutlang/scenarios.py",
+        "rolloutlang/simulator/engine.py",
+        "rolloutlang/simulator/report.py",
     ):
         assert required in names, required
 
@@ -81,5 +84,13 @@ def test_installed_wheel_runs_outside_the_repo(wheel: Path, tmp_path: Path) -> N
     )
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
+    # The simulator ships too (its modules are mapped into the one namespace).
+    run = subprocess.run(
+        [sys.executable, "-m", "rolloutlang", "simulate", spec.name, "--runs", "5", "--scenario", "outage",
+         "--workers", "1", "--format", "json"],
+        cwd=spec.parent, env=env, capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert '"name": "outage"' in run.stdout
     script = target / "bin" / "rollout"
     assert script.exists()
