@@ -18,9 +18,8 @@ import math
 import multiprocessing
 import os
 import re
-import time
+import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -251,16 +250,30 @@ def simulate(rollout: ir.Rollout, plan: Plan, options: Options, spec: str = "",
     return Simulation(model, scenarios, chunks, options, spec)
 
 
+def _worker(model: PlanModel, scenarios: list[ScenarioModel], progress: Any) -> None:
+    """A worker process: Ctrl-C is the parent's to handle (it stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init(model, scenarios, progress)
+
+
 def _in_processes(model: PlanModel, scenarios: list[ScenarioModel],
                   tasks: list[tuple[int, int, int, np.random.SeedSequence, int]], workers: int,
                   on_progress: Callable[[float], None] | None) -> list[ChunkResult]:
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     progress = context.Array("d", len(tasks), lock=False)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
-                             initargs=(model, scenarios, progress)) as pool:
-        futures = [pool.submit(_run_task, task) for task in tasks]
-        while on_progress is not None and not all(f.done() for f in futures):
-            on_progress(sum(progress) / len(tasks))
-            time.sleep(0.1)
-        return [f.result() for f in futures]
+    pool = context.Pool(workers, initializer=_worker, initargs=(model, scenarios, progress))
+    try:
+        pending = pool.map_async(_run_task, tasks, chunksize=1)
+        while not pending.ready():
+            if on_progress is not None:
+                on_progress(sum(progress) / len(tasks))
+            pending.wait(0.1)
+        results: list[ChunkResult] = pending.get()
+        pool.close()
+        return results
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
