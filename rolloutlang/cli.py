@@ -770,9 +770,9 @@ def simulate(file: Path, scenario_names: tuple[str, ...], runs: int | None, seed
         from rolloutlang.simulator.text import render_text
 
         click.echo(render_text(doc), nl=False)
-    from rolloutlang.simulator.checks import budget_checks
+    from rolloutlang.simulator.promises import promises
 
-    misses = [c for c in budget_checks(simulation.model, doc["scenarios"]) if c.missed]
+    misses = [c for c in promises(simulation.model, doc["scenarios"]) if c.missed]
     if misses:
         _emit([c.diagnostic(strict) for c in misses], program.sources, "text", colour)
         if strict:

@@ -13,7 +13,7 @@ request, and decides through the statistics kernel's own rules
     engine    the SimPy processes: looks, rules, confirmation waits, approvals, phases
     runner    scenarios, chunks, seeds and worker processes
     results   rates with their standard errors, exposure, times: the JSON document
-    checks    budgets and declared power against the simulation (`--strict`)
+    promises  budgets and declared power against the simulation (`--strict`)
     text      the table for the terminal and for `rollout explain --simulate`
     report    the self-contained HTML page
 

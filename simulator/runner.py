@@ -134,7 +134,7 @@ class Simulation:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        from rolloutlang.simulator.checks import budget_checks
+        from rolloutlang.simulator.promises import promises
         from rolloutlang.simulator.results import summarize
 
         scenarios = [summarize(self.model, s, c) for s, c in zip(self.scenarios, self.chunks, strict=True)]
@@ -145,7 +145,7 @@ class Simulation:
             "runs": self.options.runs,
             "seed": self.options.seed,
             "assumptions": list(self.model.assumptions) + self.notes,
-            "checks": [c.to_json() for c in budget_checks(self.model, scenarios)],
+            "checks": [c.to_json() for c in promises(self.model, scenarios)],
             "scenarios": scenarios,
         }
 

@@ -33,7 +33,7 @@ MARGIN_SE = 2.0
 
 
 @dataclass(frozen=True)
-class Check:
+class Promise:
     """One promise of the spec against the simulation."""
 
     kind: str
@@ -73,9 +73,9 @@ def _find(scenarios: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     return next((s for s in scenarios if s["name"] == name), None)
 
 
-def budget_checks(model: PlanModel, scenarios: list[dict[str, Any]]) -> list[Check]:
+def promises(model: PlanModel, scenarios: list[dict[str, Any]]) -> list[Promise]:
     """Every budget and declared power the simulated scenarios can judge."""
-    out: list[Check] = []
+    out: list[Promise] = []
     null, mde = _find(scenarios, "null"), _find(scenarios, "at-mde")
     for budget in model.rollout.budgets:
         if budget.kind == "false-rollbacks" and null is not None and budget.max_percent is not None:
@@ -87,14 +87,14 @@ def budget_checks(model: PlanModel, scenarios: list[dict[str, Any]]) -> list[Che
                 what = "false rollbacks"
             se = math.sqrt(p * (1 - p) / null["runs"])
             cap = budget.max_percent / 100.0
-            out.append(Check("false-rollbacks", what, "null", cap, p, se, p - MARGIN_SE * se > cap, budget.span,
+            out.append(Promise("false-rollbacks", what, "null", cap, p, se, p - MARGIN_SE * se > cap, budget.span,
                              f"simulated {what} {_pct(p)} ± {_pct(se)} over the budget {_pct(cap)}"))
         elif budget.kind == "duration" and null is not None and budget.max_duration_s is not None:
             mean, se = null["duration"]["mean"], null["duration"]["se"] or 0.0
             if mean is None:
                 continue
             cap = budget.max_duration_s
-            out.append(Check("duration", "duration", "null", cap, mean, se, mean - MARGIN_SE * se > cap, budget.span,
+            out.append(Promise("duration", "duration", "null", cap, mean, se, mean - MARGIN_SE * se > cap, budget.span,
                              f"simulated time to promotion {duration_text(mean)} on average, over the budget "
                              f"{duration_text(cap)}"))
         elif budget.kind == "exposure":
@@ -108,13 +108,13 @@ def budget_checks(model: PlanModel, scenarios: list[dict[str, Any]]) -> list[Che
             p, se = reached["estimate"] or 0.0, reached["se"] or 0.0
             declared = gm.gate.power
             verb = "caught" if gm.gate.hypothesis == "harm" else "shown non-inferior"
-            out.append(Check("power", gm.name, "at-mde", declared, p, se, p + MARGIN_SE * se < declared, gm.gate.span,
+            out.append(Promise("power", gm.name, "at-mde", declared, p, se, p + MARGIN_SE * se < declared, gm.gate.span,
                              f"at its sized effect, gate `{gm.name}`'s candidate is {verb} in {_pct(p)} ± {_pct(se)} "
                              f"of runs, below the declared power {_pct(declared)}", gm.analytic_power))
     return out
 
 
-def _exposure(model: PlanModel, budget: ir.Budget, scenarios: list[dict[str, Any]]) -> list[Check]:
+def _exposure(model: PlanModel, budget: ir.Budget, scenarios: list[dict[str, Any]]) -> list[Promise]:
     out = []
     for s in scenarios:
         if s["harm_starts_s"] is None or s.get("sweep") is not None:
@@ -136,7 +136,7 @@ def _exposure(model: PlanModel, budget: ir.Budget, scenarios: list[dict[str, Any
         if value is None:
             continue
         when = f" before {duration_text(budget.before_s)}" if budget.before_s is not None else ""
-        out.append(Check("exposure", f"exposure{when}", s["name"], cap, value, se, value - MARGIN_SE * se > cap,
+        out.append(Promise("exposure", f"exposure{when}", s["name"], cap, value, se, value - MARGIN_SE * se > cap,
                          budget.span, f"in scenario `{s['name']}` the candidate answers {shown}{when} on average, "
                                       f"over the budget {limit}"))
     return out
