@@ -64,6 +64,27 @@ def test_latency_percentile_false_alarms_match_the_order_statistic() -> None:
     assert abs(got["estimate"] - expected) <= 4 * got["se"]
 
 
+def test_error_rate_false_alarms_match_the_binomial() -> None:
+    """Errors among ~600 requests per 10m window at a 0.2% rate, against < 0.5%, `fail after 2` of 12 windows."""
+    from scipy import stats as sp
+
+    _, doc = simulate(f"""rollout errs {{
+  traffic 2 rps
+  {METRICS}
+  canary {{ 50% for 2h  100% }}
+  gate errors: error rate < 0.5%, baseline 0.2%, every 10m, fail after 2
+  on errors fail: rollback
+}}""", runs=2000)
+    n = np.arange(1, 2000)
+    low = np.floor(0.005 * n)
+    fewest = np.where(low / n >= 0.005, low, low + 1)  # the fewest errors whose rate breaches, as floats compare
+    breach = sp.binom.sf(fewest - 1, n, 0.002)
+    window = float((sp.poisson.pmf(n, 600) * breach).sum())
+    expected = 1 - sp.binom.cdf(1, 12, window)
+    got = doc["scenarios"][0]["p_rollback"]
+    assert 0.1 < expected < 0.9 and abs(got["estimate"] - expected) <= 4 * got["se"]
+
+
 def test_sample_ratio_gate_false_alarms_are_the_checks_figure_and_a_broken_split_is_caught() -> None:
     text = f"""rollout split {{
   traffic 50 rps
