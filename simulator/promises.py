@@ -47,6 +47,7 @@ class Promise:
     text: str
 
     analytic: float | None = None
+    help: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         from rolloutlang.simulator.results import rounded
@@ -61,8 +62,9 @@ class Promise:
         code = "RL811" if self.kind == "power" else "RL810"
         severity = Severity.ERROR if strict else Severity.WARNING
         return Diagnostic(severity, code, self.text, self.span,
-                          help="lengthen the stages the gate decides in, or relax what the spec promises"
-                          if self.kind == "power" else "shorten the plan's early stages, or gate them more tightly")
+                          help=self.help or ("lengthen the stages the gate decides in, or relax what the spec promises"
+                                             if self.kind == "power"
+                                             else "shorten the plan's early stages, or gate them more tightly"))
 
 
 def _pct(x: float) -> str:
@@ -108,10 +110,24 @@ def promises(model: PlanModel, scenarios: list[dict[str, Any]]) -> list[Promise]
             p, se = reached["estimate"] or 0.0, reached["se"] or 0.0
             declared = gm.gate.power
             verb = "caught" if gm.gate.hypothesis == "harm" else "shown non-inferior"
+            why, help_text = _paused_without_data(mde)
             out.append(Promise("power", gm.name, "at-mde", declared, p, se, p + MARGIN_SE * se < declared, gm.gate.span,
                              f"at its sized effect, gate `{gm.name}`'s candidate is {verb} in {_pct(p)} ± {_pct(se)} "
-                             f"of runs, below the declared power {_pct(declared)}", gm.analytic_power))
+                             f"of runs, below the declared power {_pct(declared)}{why}", gm.analytic_power,
+                             help_text))
     return out
+
+
+def _paused_without_data(scenario: dict[str, Any]) -> tuple[str, str | None]:
+    """Why runs never reached a decision, when looks without data paused them first (no data is never a pass)."""
+    empty = {g: v["no_data"] for g, v in scenario["pause_by_gate"].items() if v.get("no_data")}
+    if not empty:
+        return "", None
+    share = sum(empty.values())
+    gates = ", ".join(f"`{g}`" for g in empty)
+    return (f"; {_pct(share)} of runs paused first, on a look of {gates} without data",
+            "a look with no labelled data in an arm is inconclusive and pauses the plan: look later or less often "
+            "(`every`, `from`), let labels arrive sooner, or use `analysis arrived`")
 
 
 def _exposure(model: PlanModel, budget: ir.Budget, scenarios: list[dict[str, Any]]) -> list[Promise]:

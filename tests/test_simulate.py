@@ -398,3 +398,31 @@ def test_a_baseline_that_breaks_its_gate_is_said(capsys: pytest.CaptureFixture[s
     code, out, err = run_cli(["simulate", str(spec), "--runs", "20", "--workers", "1", "--scenario", "null"], capsys)
     assert code == 0 and "warning[RL805]" in err
     assert "rolled back by latency 100%" in out
+
+
+def test_a_look_before_labels_mature_pauses_the_plan_and_a_missed_power_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Labels a median 6h late (p95 about 43h), `analysis matured`, a look every 6h: the first looks have no data."""
+    text = """rollout late {
+  traffic 200 rps
+  metric conv: binary, baseline 5%, labels lognormal(median 6h, sigma 1.2)
+  canary { 50% for 4d  100% }
+  gate conv: conv change > -2% relative, fail if shown harmful, power 80% at -10%, msprt, analysis matured, every EVERY
+  on conv fail: rollback
+}"""
+    _, doc = simulate(text.replace("EVERY", "6h"), runs=100, scenarios=("at-mde",))
+    mde = scenario(doc, "at-mde")
+    assert mde["p_pause"]["estimate"] == 1.0 and mde["pause_by_gate"]["conv"]["no_data"] == 1.0
+    assert mde["looks"][0]["p_no_data"] == 1.0 and mde["looks"][0]["labelled"]["candidate"] == 0.0
+    assert mde["gates"]["conv"]["caught"]["estimate"] == 0.0
+    spec = tmp_path / "late.rollout"
+    header = "".join(line + "\n" for line in SPEC.read_text().splitlines()[2:8])  # service to models
+    spec.write_text(text.replace("EVERY", "6h").replace("rollout late {\n", "rollout late {\n" + header))
+    code, _, err = run_cli(["simulate", str(spec), "--runs", "50", "--workers", "1", "--scenario", "at-mde",
+                            "--strict"], capsys)
+    assert code == 1 and "error[RL811]" in err
+    assert "100% of runs paused first, on a look of `conv` without data" in err and "analysis arrived" in err
+    # Looking once, at the end of the stage, the labels have matured: the gate decides.
+    _, doc = simulate(text.replace("EVERY", "4d"), runs=100, scenarios=("at-mde",))
+    mde = scenario(doc, "at-mde")
+    assert mde["p_pause"]["estimate"] == 0.0 and mde["looks"][0]["labelled"]["candidate"] > 0
