@@ -225,6 +225,13 @@ def _run_task(task: tuple[int, int, int, np.random.SeedSequence, int]) -> ChunkR
     return result
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def simulate(rollout: ir.Rollout, plan: Plan, options: Options, spec: str = "",
              on_progress: Callable[[float], None] | None = None) -> Simulation:
     """Run every scenario's chunks (on ``options.workers`` processes) and merge them in order."""
@@ -234,7 +241,7 @@ def simulate(rollout: ir.Rollout, plan: Plan, options: Options, spec: str = "",
     sizes = chunk_sizes(options.runs)
     seeds = np.random.SeedSequence(options.seed).spawn(len(sizes))
     tasks = [(i * len(sizes) + j, i, j, seeds[j], n) for i in range(len(scenarios)) for j, n in enumerate(sizes)]
-    workers = min(options.workers or os.cpu_count() or 1, len(tasks))
+    workers = min(options.workers or usable_cores(), len(tasks))
     results: list[ChunkResult]
     if workers <= 1:
         progress: list[float] = [0.0] * len(tasks)

@@ -426,3 +426,15 @@ def test_a_look_before_labels_mature_pauses_the_plan_and_a_missed_power_says_so(
     _, doc = simulate(text.replace("EVERY", "4d"), runs=100, scenarios=("at-mde",))
     mde = scenario(doc, "at-mde")
     assert mde["p_pause"]["estimate"] == 0.0 and mde["looks"][0]["labelled"]["candidate"] > 0
+
+
+def test_default_workers_are_the_cores_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5})
+        monkeypatch.setattr(os, "cpu_count", lambda: 64)
+        assert runner.usable_cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert runner.usable_cores() == 1
