@@ -438,3 +438,31 @@ def test_default_workers_are_the_cores_this_process_may_use(monkeypatch: pytest.
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert runner.usable_cores() == 1
+
+
+def test_the_pipelines_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`rollout simulate FILE --seed 1 --strict --format json --report simulate.html > simulate.json`, as the
+    generated GitLab and GitHub pipelines run it: stdout is the JSON document alone, the page is written
+    beside it, and a missed promise exits 1 with both artifacts still complete."""
+    monkeypatch.chdir(tmp_path)
+    contract = ["--seed", "1", "--strict", "--format", "json", "--report", "simulate.html"]
+    small = ["--runs", "100", "--workers", "1", "--scenario", "null", "--scenario", "at-mde"]
+    code, out, err = run_cli(["simulate", str(SPEC), *contract, *small], capsys)
+    assert code == 0 and "error" not in err
+    doc = json.loads(out)  # nothing but the document on stdout
+    assert doc["seed"] == 1 and doc["runs"] == 100 and not any(c["missed"] for c in doc["checks"])
+    page = (tmp_path / "simulate.html").read_text(encoding="utf-8")
+    assert "ok: gate `ctr` at its sized effect" in page
+    assert not list(tmp_path.glob(".*tmp*")) and sorted(p.name for p in tmp_path.iterdir()) == ["simulate.html"]
+
+    spec = tmp_path / "tight.rollout"
+    spec.write_text(SPEC.read_text().replace("  on latency, errors fail: rollback now",
+                                             "  budget false rollbacks <= 1%\n  on latency, errors fail: rollback now")
+                    .replace("error rate < 0.5%, baseline 0.1%", "error rate < 0.5%, baseline 0.499%"))
+    code, out, err = run_cli(["simulate", str(spec), *contract, *small], capsys)
+    assert code == 1 and "error[RL810]" in err and "tight.rollout:" in err
+    doc = json.loads(out)
+    (missed,) = [c for c in doc["checks"] if c["missed"]]
+    assert missed["kind"] == "false-rollbacks" and missed["promised"] == 0.01
+    assert "MISSED: false rollbacks" in (tmp_path / "simulate.html").read_text(encoding="utf-8")
