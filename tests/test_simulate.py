@@ -466,3 +466,21 @@ def test_the_pipelines_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (missed,) = [c for c in doc["checks"] if c["missed"]]
     assert missed["kind"] == "false-rollbacks" and missed["promised"] == 0.01
     assert "MISSED: false rollbacks" in (tmp_path / "simulate.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("hour", [14.0, 2.0, 20.5])
+def test_start_hour_sets_where_in_the_day_the_plan_runs(hour: float, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Exposure of a 6h stage at 10% is the daily shape integrated from --start-hour: share x R x (T + d x
+    day / 2pi x [sin(2pi (h0 + T - peak) / day) - sin(2pi (h0 - peak) / day)])."""
+    spec = tmp_path / "day.rollout"
+    header = "".join(line + "\n" for line in SPEC.read_text().splitlines()[2:8])
+    spec.write_text("rollout day {\n" + header + "  traffic 1000 rps, diurnal 40%, peak 14h\n"
+                    "  canary { 10% for 6h  100% }\n}\n")
+    code, out, err = run_cli(["simulate", str(spec), "--runs", "5", "--workers", "1", "--scenario", "null",
+                              "--start-hour", f"{hour}", "--format", "json"], capsys)
+    assert code == 0, err
+    day, t = 24.0, 6.0
+    hours = t + 0.4 * day / (2 * math.pi) * (math.sin(2 * math.pi * (hour + t - 14) / day)
+                                             - math.sin(2 * math.pi * (hour - 14) / day))
+    assert json.loads(out)["scenarios"][0]["exposure"]["mean"] == pytest.approx(0.1 * 1000 * hours * 3600, rel=1e-5)
