@@ -742,7 +742,7 @@ def simulate(file: Path, scenario_names: tuple[str, ...], runs: int | None, seed
 
         start_phase = phase(start_hour, traffic.peak_hour)
     try:
-        sweeps = [runner.parse_sweep(rollout, text, points) for text in effects]
+        sweeps = [runner.parse_sweep(rollout, text, points) for text in dict.fromkeys(effects)]  # each sweep once
         options = runner.Options(runs=runs or runner.DEFAULT_RUNS, seed=seed, workers=workers,
                                  scenarios=scenario_names, sweeps=sweeps, approval_delay_s=approval_s,
                                  start_phase=start_phase)
