@@ -134,11 +134,16 @@ DESIGN = """rollout design {{
 ])
 def test_obrien_fleming_and_pocock_designs(spending: str, inflation: float, spent: tuple[float, ...]) -> None:
     """K = 5 Lan-DeMets designs, one-sided 2.5% (reference 1.2): alpha spent look by look under no change,
-    and 80% power at the design's effect when n_max = R n_fixed (reference 1.3)."""
+    and 80% power at the design's effect when n_max = R n_fixed (reference 1.3).
+
+    R in reference 1.3 is the classical designs' (constant or sqrt(K/k) bounds); the spending-function
+    versions the language uses reach slightly more with it (Lan-DeMets Pocock 80.5%, O'Brien-Fleming 80.1%).
+    The simulated power is held to the kernel's exact figure for the design simulated, which must be within
+    a point of the classical 80%."""
     per_arm = 2 * 0.5 * 36_000
     drift = (normal_quantile(0.975) + normal_quantile(0.8)) * math.sqrt(inflation)
     text = DESIGN.format(effect=drift * math.sqrt(2 / per_arm), spending=spending)
-    _, doc = simulate(text, 3000, ("null", "at-mde"))
+    rollout, doc = simulate(text, 3000, ("null", "at-mde"))
     null, mde = doc["scenarios"]
     runs = null["runs"]
     cumulative = 0.0
@@ -146,7 +151,9 @@ def test_obrien_fleming_and_pocock_designs(spending: str, inflation: float, spen
         cumulative += look["p_fail"]
         within({"estimate": cumulative, "se": math.sqrt(max(expected * (1 - expected), 1e-6) / runs)}, expected,
                f"{spending} alpha spent by look {look['look']}")
-    within(mde["gates"]["revenue"]["decides"], 0.80, f"{spending} power")
+    gp = plan_gate(rollout, rollout.gate("revenue"), build_plan(rollout))  # type: ignore[arg-type]
+    assert gp is not None and abs(gp.power - 0.80) < 0.01
+    within(mde["gates"]["revenue"]["decides"], gp.power, f"{spending} power")
 
 
 def test_exposure_is_share_times_rate_times_time_over_whole_days() -> None:
