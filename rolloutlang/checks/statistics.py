@@ -10,6 +10,8 @@ wrong:
   missing (RL501);
 * the gate's own rule, at its looks and with its labels, reaches its decision
   at the sized effect less often than the declared power (RL502);
+* a look before any label can count (`analysis matured` early in a stage)
+  has no data: it is inconclusive and pauses the plan (RL506);
 * a fixed-horizon test repeated at several looks is peeking (RL512);
 * the plan's false-rollback rate is over its budget (RL513), or a budget
   shares an alpha between gates it cannot (RL514);
@@ -50,6 +52,7 @@ RULES: dict[str, str] = {
     "RL503": "no traffic model",
     "RL504": "comparing gate without a traffic split",
     "RL505": "effect outside the metric's range",
+    "RL506": "a look without labels pauses the plan",
     "RL512": "a fixed-horizon test that peeks",
     "RL513": "false rollbacks over budget",
     "RL514": "alpha shared wrongly",
@@ -246,6 +249,7 @@ def check_statistics(ctx: CheckContext) -> Iterable[Diagnostic]:
         gp = plans.get(gate.name)
         if gp is None:
             continue
+        out.extend(_empty_looks(gate, gp))
         out.extend(_peeking(gate, gp))
         out.extend(_thinned(gate, gp, active))
         if gate.test != "fixed" or len(gp.samples) == 1:
@@ -315,6 +319,27 @@ def _label_delay(gate: ir.BusinessGate, metric: ir.LabelMetric,
             f"only {pct(fraction)} of that stage's `{metric.name}` labels have {what}", w.span,
             label=f"{pct(fraction)} of labels by its end", notes=tuple(notes), help=", or ".join(fixes),
         )
+
+
+def _empty_looks(gate: ir.BusinessGate, gp: GatePlan) -> Iterator[Diagnostic]:
+    """Looks with no labelled request in an arm: no data is inconclusive, and the plan pauses there."""
+    empty = [s for s in gp.samples if s.n_control <= 0 or s.n_candidate <= 0]
+    if not empty:
+        return
+    first = empty[0].look
+    what = "matured" if gate.analysis == "matured" else "arrived"
+    where = "its only look" if len(gp.samples) == 1 else f"{len(empty)} of its {len(gp.samples)} looks"
+    fixes = ["start the gate later (`from STAGE`)", "look less often (`every`)"]
+    if gate.analysis == "matured":
+        fixes.append("count the labels that have arrived (`analysis arrived`)")
+    yield warning(
+        "RL506", f"gate `{gate.name}` sees no {what} `{gp.metric.name}` labels in an arm at {where} (the first "
+        f"at `{first.name}`, {human_duration(first.time_s)} into the rollout)", gate.span,
+        label="no data at a look",
+        notes=("a look without data is inconclusive: it neither passes nor fails, and the plan pauses there "
+               "until someone resumes it",),
+        help=", or ".join(fixes),
+    )
 
 
 def _unit(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric) -> Iterator[Diagnostic]:
