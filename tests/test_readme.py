@@ -1,6 +1,10 @@
 """The README's first two commands are the contract with a new user and with CI."""
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from rolloutlang.loader import load_text
@@ -35,3 +39,17 @@ def test_readme_example_exists() -> None:
     first = _bash_blocks((ROOT / "README.md").read_text())[0]
     path = re.search(r"(examples/\S+\.rollout)", first)
     assert path and (ROOT / path.group(1)).is_file()
+
+
+def test_first_command_runs_on_a_copy_of_the_examples(tmp_path: Path) -> None:
+    """After the install, the first command's chain checks, simulates and compiles (here on a copy)."""
+    first = _bash_blocks((ROOT / "README.md").read_text())[0].strip()
+    chain = first.split("&&", 1)[1].strip()
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    done = subprocess.run(["bash", "-c", chain], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "scenario" in done.stdout and "null" in done.stdout
+    written = sorted(p.name for p in (tmp_path / "deploy").iterdir())
+    assert any(name.startswith("rollout-") for name in written) and any("virtualservice" in n for n in written)
