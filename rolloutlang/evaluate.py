@@ -140,18 +140,6 @@ class _Reader:
         return samples[0].value
 
 
-# -- comparisons ------------------------------------------------------------------------------------
-
-_HOLDS: dict[str, Callable[[float, float], bool]] = {
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-}
-
-
-def holds(value: float, op: str, threshold: float) -> bool:
-    """Whether a measured value is on the healthy side of a gate's comparison."""
-    return _HOLDS[op](value, threshold)
-
-
 # -- the entry point ---------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.diagnostics import Diagnostic, warning
 from rolloutlang.scenarios import late_effects, resolve
+from rolloutlang.stats.compare import holds
 
 RULES: dict[str, str] = {
     "RL800": "a scenario effect that does not fit what it names",
@@ -32,11 +33,9 @@ RULES: dict[str, str] = {
 @check_pass("scenarios")
 def check_scenarios(ctx: CheckContext) -> Iterable[Diagnostic]:
     rollout = ctx.rollout
-    from rolloutlang.evaluate import holds
-
     out = [_baseline(g) for g in rollout.gates
            if isinstance(g, ir.SloGate) and g.comparison == "threshold" and g.baseline is not None
-           and not holds(g.baseline, g.op, g.threshold)]
+           and not holds(g.op, g.baseline, g.threshold)]
     if not rollout.scenarios:
         return out
     _, found = resolve(rollout)

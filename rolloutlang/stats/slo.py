@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rolloutlang import ir
+from rolloutlang.stats.compare import COMPARE
 from rolloutlang.stats.designs import FAIL, INCONCLUSIVE, OUTCOMES, PASS, IntArray, Outcome
 from rolloutlang.stats.estimates import sample_ratio_mismatch_arrays
 from rolloutlang.stats.vector import FloatArray
@@ -31,9 +32,6 @@ from rolloutlang.stats.vector import FloatArray
 # threshold gates sit 20% inside their threshold; change gates get a typical value per signal.
 HEADROOM = 0.8
 CHANGE_BASELINES = {"latency": 0.1, "error_rate": 0.001, "saturation": 0.5, "query": 1.0}
-
-_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
-
 
 def slo_baseline(gate: ir.SloGate) -> tuple[float, bool]:
     """The stable version's value for the gate's signal, and whether it was assumed (no `baseline`)."""
@@ -65,7 +63,7 @@ class SloWindow:
 def holds(op: ir.Comparison, value: npt.ArrayLike, threshold: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Whether values are on the healthy side of a gate's comparison, elementwise (NaN never is)."""
     with np.errstate(invalid="ignore"):
-        out: npt.NDArray[np.bool_] = _COMPARE[op](np.asarray(value, dtype=np.float64), threshold)
+        out: npt.NDArray[np.bool_] = COMPARE[op](np.asarray(value, dtype=np.float64), threshold)
     return out
 
 
