@@ -1,7 +1,7 @@
 """rolloutlang: a declarative rollout language for ML models.
 
 The pipeline reads top to bottom: source -> parse tree (``rolloutlang.syntax``)
--> IR (``rolloutlang.ir``, built by ``rolloutlang.lower``) -> plan graph
+-> IR (``rolloutlang.ir``, built by ``rolloutlang.lowering``) -> plan graph
 (``rolloutlang.plan``) -> checks (``rolloutlang.checks``) -> targets | simulator.
 
 Installed, ``grammar/``, ``simulator/`` and ``targets/`` at the top of the

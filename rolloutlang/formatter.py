@@ -70,7 +70,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rolloutlang.diagnostics import Diagnostic, error
-from rolloutlang.lower import lower
+from rolloutlang.lowering import lower
 from rolloutlang.outputs import write_atomic
 from rolloutlang.source import SourceError, SourceFile, Span, byte_span, read_source
 from rolloutlang.syntax import Child, Comment, Node, ParseResult, Token, parse

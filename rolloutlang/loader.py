@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from rolloutlang import ir
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, word_list
-from rolloutlang.lower import lower
+from rolloutlang.lowering import lower
 from rolloutlang.source import SourceError, SourceFile, Span, byte_span, decode_source, read_bytes, shown_path
 from rolloutlang.syntax import parse
 

@@ -327,7 +327,7 @@ def _meaning(text: str) -> tuple[Any, Any, list[tuple[str, str]], list[str]]:
     """What a text means, for comparing a file with its formatted self: its syntax tree, its IR without
     spans, the lowering's findings, and its comments."""
     from rolloutlang.formatter import strip_spans
-    from rolloutlang.lower import lower
+    from rolloutlang.lowering import lower
     from rolloutlang.source import SourceFile
     from rolloutlang.syntax import parse
 

@@ -1,6 +1,6 @@
 """Every construct of the language, parsed and lowered, with asserts on the IR it becomes.
 
-One small spec per grammar rule and per option of lower.py's tables: the
+One small spec per grammar rule and per option of the lowering's tables: the
 values land in the IR in canonical units (seconds, bytes, fractions, rps), an
 omitted option takes its documented default, and a wrong word gets its code.
 """
@@ -15,7 +15,7 @@ import pytest
 from rolloutlang import ir
 from rolloutlang.diagnostics import Diagnostic
 from rolloutlang.loader import Program, load, load_text
-from rolloutlang.lower import BUSINESS_OPTIONS, DRIFT_OPTIONS, SLO_OPTIONS, SRM_OPTIONS, OptionSpec
+from rolloutlang.lowering import BUSINESS_OPTIONS, DRIFT_OPTIONS, SLO_OPTIONS, SRM_OPTIONS, OptionSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -921,7 +921,7 @@ def test_sample_ratio_gate() -> None:
     ids=lambda x: x if isinstance(x, str) else " ".join(x.words),
 )
 def test_every_option_in_the_tables_lowers(condition: str, spec: OptionSpec) -> None:
-    """Each option lower.py knows, spelled as its own example, is accepted on its kind of gate."""
+    """Each option the lowering knows, spelled as its own example, is accepted on its kind of gate."""
     (gate,) = ok(f"{CTR}{STAGES}gate g: {condition}, {spec.example}").gates
     assert spec.example.startswith(" ".join(spec.words))
     field = {"sequential": "spending", "harm": "hypothesis", "non_inferiority": "hypothesis",

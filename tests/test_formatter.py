@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from rolloutlang.cli import cli
 from rolloutlang.formatter import format_file, format_source, strip_spans
-from rolloutlang.lower import lower
+from rolloutlang.lowering import lower
 from rolloutlang.source import SourceFile
 from rolloutlang.syntax import parse
 

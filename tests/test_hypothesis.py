@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from rolloutlang.formatter import format_source, strip_spans
 from rolloutlang.loader import load_text
-from rolloutlang.lower import lower
+from rolloutlang.lowering import lower
 from rolloutlang.source import SourceFile
 from rolloutlang.syntax import STATEMENT_KEYWORDS, TOP_LEVEL_KEYWORDS, parse
 

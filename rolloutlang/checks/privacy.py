@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, warning
-from rolloutlang.lower import join_spans
+from rolloutlang.lowering import join_spans
 
 REQUIRED_FIELDS = ("trace_id", "model_version")
 
