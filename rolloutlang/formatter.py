@@ -125,6 +125,8 @@ def _atom(child: Child) -> str:
     if child.kind == "call":
         args = ", ".join(_phrase(p) for p in child.nodes("phrase"))
         return f"{_tok(child, 'NAME')}({args})"
+    if child.kind == "phase_ref":
+        return " ".join(t.text for t in child.tokens())
     raise _Unsupported(child.kind)
 
 
@@ -159,7 +161,8 @@ def _signature_section(n: Node) -> str:
     fields = []
     for f in n.nodes("signature_field"):
         optional = "?" if f.tok("OPTIONAL") is not None else ""
-        fields.append(f"{_tok(f, 'NAME')}{optional}: {_type_ref(_sub(f, 'type_ref'))}")
+        personal = " pii" if f.node("field_pii") is not None else ""
+        fields.append(f"{_tok(f, 'NAME')}{optional}: {_type_ref(_sub(f, 'type_ref'))}{personal}")
     return f"{_tok(n, 'SIG_DIRECTION')} {', '.join(fields)}"
 
 
@@ -171,6 +174,9 @@ def _consumer(n: Node) -> str:
     route = n.node("consumer_route")
     if route is not None:
         text += f" via {_match(route)}"
+    switch = n.node("consumer_switch")
+    if switch is not None:
+        text += f" switch at {_tok(switch, 'NAME')}"
     return text
 
 
@@ -216,6 +222,27 @@ def _log_pii(n: Node) -> str:
     return "pii " + ", ".join(fields)
 
 
+_HOOK_POINT_WORDS = {
+    "hook_before_traffic": "before traffic", "hook_at_start": "at start of", "hook_at_end": "at end of",
+    "hook_after_promotion": "after promotion", "hook_on_rollback": "on rollback",
+}
+
+
+def _pipeline_hook(n: Node) -> str:
+    text = f"{_tok(n, 'NAME')} {_tok(n, 'STRING')}"
+    for part in n.children:
+        if not isinstance(part, Node):
+            continue
+        if part.kind in _HOOK_POINT_WORDS:
+            phase = part.tok("NAME")
+            text += f" {_HOOK_POINT_WORDS[part.kind]}" + (f" {phase.text}" if phase is not None else "")
+        elif part.kind == "hook_timeout":
+            text += f", timeout {_tok(part, 'NUMLIT')}"
+        else:
+            raise _Unsupported(part.kind)
+    return text
+
+
 def _rule_head(n: Node) -> str:
     event = n.tok("RULE_EVENT")
     return f"on {', '.join(t.text for t in n.toks('NAME'))} {event.text if event is not None else 'fail'}:"
@@ -249,7 +276,10 @@ _LINE: dict[str, Callable[[Node], str]] = {
     "use_gates": lambda n: f"use gates {_tok(n, 'NAME')}",
     "budget": lambda n: f"budget {_phrases(n)}",
     "holdout": lambda n: f"holdout {_tok(n, 'NUMLIT')} on {_tok(n, 'ROLE')} for {_tok(n, 'NUMLIT', 1)}",
-    "pipeline_hook": lambda n: f"{_tok(n, 'NAME')} {_tok(n, 'STRING')}",
+    "bake": lambda n: f"bake for {_tok(n, 'NUMLIT')}",
+    "scale_down": lambda n: f"scale down after {_tok(n, 'NUMLIT')}",
+    "revert": lambda n: "revert" + "".join(f" {t.text}" for t in n.toks("STRING")),
+    "pipeline_hook": _pipeline_hook,
     "pipeline_image": lambda n: f"image {_tok(n, 'STRING')}{_pin(n.node('pin'))}",
     "approval": lambda n: f"approve {_tok(n, 'NAME')} by {', '.join(t.text for t in n.toks('STRING'))}",
     "log_fields": lambda n: "fields " + ", ".join(t.text for t in n.toks("NAME")),

@@ -94,6 +94,7 @@ class SignatureField(Node):
     name: str
     type: TypeRef
     optional: bool = False
+    personal: bool = Field(default=False, description="marked `pii`: the field holds personal data")
 
 
 class Signature(Node):
@@ -141,6 +142,9 @@ class Consumer(Node):
     expects_dim: int
     adapter: str | None = None
     route: HeaderMatch | None = Field(default=None, description="how the consumer's requests are recognised")
+    switch: str | None = Field(default=None, description="the phase from which its own route goes to the candidate "
+                                                         "(`promotion`, or a phase's name); None: at promotion")
+    switch_span: Span | None = None
 
 
 # -- traffic, metrics and labels ---------------------------------------------------
@@ -229,6 +233,7 @@ class Shadow(Node):
 
 class CanaryStage(Node):
     name: str
+    auto_name: bool = Field(default=False, description="named `stage-N` by position, not by the spec")
     weight_percent: float
     duration_s: float | None = None
     until_approved: bool = False
@@ -295,6 +300,7 @@ class SloGate(Node):
     percentile: float | None = Field(default=None, description="for latency, e.g. 99")
     query: str | None = Field(default=None, description="name of a query override, for signal=query")
     op: Comparison
+    op_span: Span | None = None
     threshold: float = Field(description="seconds for latency, a fraction for rates; the change for change gates")
     comparison: Literal["threshold", "change"] = "threshold"
     relative: bool = Field(default=False, description="change gates: a relative change (0.1 = +10%)")
@@ -318,6 +324,7 @@ class DriftGate(Node):
     statistic: Literal["psi", "kl", "js", "mmd", "adwin"]
     target: str
     op: Comparison = "<"
+    op_span: Span | None = None
     target_span: Span | None = None
     threshold: float | None = Field(default=None, description="None for adwin, which uses delta")
     delta: float | None = Field(default=None, description="ADWIN confidence")
@@ -326,6 +333,7 @@ class DriftGate(Node):
     bins: int = 10
     min_samples: int | None = None
     reference: Literal["stable", "training"] = "stable"
+    reference_span: Span | None = Field(default=None, description="`vs stable` or `vs training`, when written")
     from_stage: str | None = None
     origin: str | None = None
 
@@ -395,8 +403,31 @@ class SrmGate(Node):
     origin: str | None = None
 
 
-Gate = Annotated[SloGate | DriftGate | BusinessGate | SrmGate, Field(discriminator="kind")]
-AnyGate = SloGate | DriftGate | BusinessGate | SrmGate
+class JobGate(Node):
+    """The team's own check: a command run, or a URL called, that passes on its exit code (a 2xx answer) or on a
+    number in its JSON output.
+
+    Without ``interval_s`` it runs once, when its first phase begins (its ``from`` phase, else the plan's
+    first); with it, again every interval from then on.  A run that outlasts ``timeout_s`` fails.
+    """
+
+    kind: Literal["job"] = "job"
+    name: str
+    command: str | None = Field(default=None, description="run by `sh -c`; exit 0 passes")
+    url: str | None = Field(default=None, description="called with GET; a 2xx answer passes")
+    target_span: Span
+    field: str | None = Field(default=None, description="a dotted path into the JSON output, e.g. `metrics.p99`")
+    op: Comparison | None = None
+    threshold: float | None = None
+    timeout_s: float = 1800.0
+    interval_s: float | None = None
+    failure_limit: int = 1
+    from_stage: str | None = None
+    origin: str | None = None
+
+
+Gate = Annotated[SloGate | DriftGate | BusinessGate | SrmGate | JobGate, Field(discriminator="kind")]
+AnyGate = SloGate | DriftGate | BusinessGate | SrmGate | JobGate
 
 
 class Action(Node):
@@ -477,11 +508,22 @@ class Holdout(Node):
     duration_span: Span | None = None
 
 
+HookPoint = Literal["before-traffic", "phase-start", "phase-end", "after-promotion", "on-rollback"]
+
+# How long a hook or a job gate may run when the spec does not say.
+DEFAULT_TIMEOUT_S = 1800.0
+
+
 class PipelineHook(Node):
-    """A team's own test command, run by the generated CI before traffic moves."""
+    """A team's own command, run at one point of the plan: before traffic moves (the default), at the start or
+    end of a named phase, after promotion, or on rollback; a run that outlasts ``timeout_s`` fails."""
 
     name: str
     command: str
+    point: HookPoint = "before-traffic"
+    phase: str | None = Field(default=None, description="the phase, for `at start of` and `at end of`")
+    phase_span: Span | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
 
 class PipelineImage(Node):
@@ -508,6 +550,27 @@ class RequestLog(Node):
     field_spans: tuple[Span, ...] = ()
     pii: tuple[PiiField, ...] = ()
     retain_s: float | None = None
+
+
+class Bake(Node):
+    """After promotion: the candidate serves everything, its gates still run, and the stable version stays up
+    for an instant switch back."""
+
+    duration_s: float
+    duration_span: Span
+
+
+class ScaleDown(Node):
+    """How long the old version keeps running once the plan is promoted (after the bake, if there is one)."""
+
+    after_s: float
+    after_span: Span
+
+
+class Revert(Node):
+    """This rollout goes back to the previous version: the candidate is the older one, on purpose."""
+
+    reason: str | None = None
 
 
 class Import(Node):
@@ -541,6 +604,9 @@ class Rollout(Node):
     budgets: tuple[Budget, ...] = ()
     scenarios: tuple[Scenario, ...] = ()
     holdout: Holdout | None = None
+    bake: Bake | None = None
+    scale_down: ScaleDown | None = None
+    revert: Revert | None = None
     pipeline: tuple[PipelineHook, ...] = ()
     pipeline_image: PipelineImage | None = None
     approvals: tuple[Approval, ...] = ()
@@ -554,7 +620,7 @@ class Rollout(Node):
         own = next((s for s in self.signatures if s.applies_to == role), None)
         return own or next((s for s in self.signatures if s.applies_to == "both"), None)
 
-    def gate(self, name: str) -> SloGate | DriftGate | BusinessGate | SrmGate | None:
+    def gate(self, name: str) -> AnyGate | None:
         return next((g for g in self.gates if g.name == name), None)
 
     def label_metric(self, name: str) -> LabelMetric | None:

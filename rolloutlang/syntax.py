@@ -24,7 +24,7 @@ MAX_SYNTAX_ERRORS = 20
 STATEMENT_KEYWORDS = (
     "service", "namespace", "owner", "model", "signature", "serving", "consumers",
     "traffic", "metrics", "metric", "shadow", "canary", "blue-green", "rolling", "route",
-    "gate", "on", "use", "budget", "scenario", "holdout", "pipeline", "approve", "log",
+    "gate", "on", "use", "budget", "scenario", "holdout", "bake", "scale", "revert", "pipeline", "approve", "log",
 )
 TOP_LEVEL_KEYWORDS = ("import", "gates", "rollout")
 

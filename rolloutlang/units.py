@@ -118,7 +118,8 @@ def duration(text: str, what: str = "a duration", minimum: float = 0.0, maximum:
         rule = f"at most {format_duration(maximum)}" if minimum == 0 else \
             f"between {format_duration(minimum)} and {format_duration(maximum)}"
         raise UnitError(f"{what} must be {rule}, got `{text}`", code="RL222",
-                        help="ten years (`520w`) is the longest duration a spec can hold" if seconds > maximum else "")
+                        help="ten years (`520w`) is the longest duration a spec can hold"
+                        if seconds > maximum and maximum == MAX_DURATION_S else "")
     return seconds
 
 
@@ -211,11 +212,9 @@ def format_duration(seconds: float) -> str:
 
 
 def human_duration(seconds: float) -> str:
-    """A readable approximation for reports: `1d 6h`, `2.5h`, `45m`."""
-    if seconds >= 86400:
-        days, rest = divmod(seconds, 86400)
-        hours = rest / 3600
-        return f"{int(days)}d" + (f" {hours:.0f}h" if hours >= 1 else "")
+    """A readable approximation in one unit, as the language writes a duration: `30h`, `2.5d`, `2.5h`, `45m`."""
+    if seconds >= 2 * 86400:
+        return f"{_fmt(round(seconds / 86400, 1))}d"
     if seconds >= 3600:
         return f"{_fmt(round(seconds / 3600, 1))}h"
     if seconds >= 60:
@@ -224,7 +223,7 @@ def human_duration(seconds: float) -> str:
 
 
 def duration_text(seconds: float) -> str:
-    """A duration as people write it in specs: `24h`, `90m`, `7d`, `1d 6h`, `45s`."""
+    """A duration as the language writes it, in one unit: `24h`, `90m`, `7d`, `30h`, `45s` (rounded when long)."""
     if seconds == 0:
         return "0s"
     if seconds > 0 and seconds % 86400 == 0 and seconds >= 2 * 86400:

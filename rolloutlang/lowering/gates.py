@@ -26,6 +26,8 @@ from rolloutlang.lowering.phrases import (
     percent_of,
     phrases_of,
     read_options,
+    shown,
+    unquote,
 )
 from rolloutlang.lowering.traffic import MAX_SIGMA, MIN_SD
 from rolloutlang.source import Span
@@ -135,6 +137,13 @@ SRM_OPTIONS = (
     _FROM,
     _MIN_SAMPLES,
 )
+# A hook or a job gate runs for at most a day: longer is a batch job, not a step of a rollout.
+MAX_TIMEOUT_S = 86400.0
+TIMEOUT = OptionSpec(("timeout",), duration_of("the timeout", 1.0, MAX_TIMEOUT_S), "timeout_s", "timeout 20m")
+JOB_OPTIONS = (TIMEOUT, _EVERY, _FAIL_AFTER, _FROM)
+JOB_VERBS = ("run", "call")
+# A field of a JSON document: names and list indices joined by dots, `metrics.http_req_failed.rate`, `runs.0.ok`.
+_JSON_FIELD = re.compile(r"[A-Za-z0-9_$@-]+(\.[A-Za-z0-9_$@-]+)*")
 
 
 def _check_change(value: float, text: str, what: str, relative: bool) -> float:
@@ -184,6 +193,10 @@ class GatesLowering(LowererBase):
             return self._slo(node, name, signal, cond, rest, origin, change)
         if change and len(words) == 2:
             return self.business_gate(node, name, words[0], cond, rest, origin)
+        following = cond.peek()
+        if len(words) == 1 and words[0].text in JOB_VERBS and isinstance(following, Token) \
+                and following.type == "STRING":
+            return self.job_gate(node, name, words[0], cond, rest, origin)
         if words[0].text == "srm":
             cond.pos -= len(words) - 1  # `srm` takes no comparison: the first option may follow it directly
             opts = read_options(rest(), SRM_OPTIONS, "a sample-ratio gate", self.diagnostics)
@@ -209,8 +222,8 @@ class GatesLowering(LowererBase):
             f"unknown gate condition `{text}`",
             span,
             help=(hint + "; " if hint else "") + "a gate checks `p99 latency`, `error rate`, `saturation`, "
-            "`query <name>` (each also as a `change` against stable), `<metric> change`, `srm`, or a drift "
-            "statistic such as `psi(scores)`",
+            "`query <name>` (each also as a `change` against stable), `<metric> change`, `srm`, a drift "
+            "statistic such as `psi(scores)`, or your own check: `run \"command\"` or `call \"URL\"`",
         )
 
     def _slo(self, node: Node, name: str, signal: tuple[str, float | None, str | None], cond: Phrase,
@@ -231,7 +244,7 @@ class GatesLowering(LowererBase):
                    for key in _SPREAD_SIGNALS if key in opts}
         return ir.SloGate(
             span=node.span, name=name, signal=cast(Any, kind), percentile=percentile, query=query,
-            op=cast(ir.Comparison, op.text), threshold=threshold,
+            op=cast(ir.Comparison, op.text), op_span=op.span, threshold=threshold,
             comparison="change" if change else "threshold", relative=relative, baseline=baseline,
             sigma=spreads.get("sigma"), sd=spreads.get("sd"),
             min_samples=opts.get("min_samples", (None, None))[0],
@@ -296,25 +309,72 @@ class GatesLowering(LowererBase):
         target_tok = args[0].children[0]
         target = target_tok.text
         op: str = "<"
+        op_span: Span | None = None
         threshold: float | None = None
         following = cond.peek()
         if fn.text == "adwin" and isinstance(following, Token) and following.type == "COMPARE":
             raise fail("RL216", "`adwin` takes no threshold: it flags a change when its window splits", following.span,
                         help="write `adwin(scores)`, and set its confidence with `delta 0.002`")
         if fn.text != "adwin":
-            op = cond.compare().text
+            op_tok = cond.compare()
+            op, op_span = op_tok.text, op_tok.span
             tok = cond.number("a threshold")
             threshold = self.unit(tok, lambda t: units.number(t, f"a {fn.text} threshold", minimum=0))
         opts = read_options(rest(), DRIFT_OPTIONS, "a drift gate", self.diagnostics)
         return ir.DriftGate(
             span=node.span, name=name, statistic=cast(Any, fn.text), target=target, target_span=target_tok.span,
-            op=cast(ir.Comparison, op), threshold=threshold,
+            op=cast(ir.Comparison, op), op_span=op_span, threshold=threshold,
             delta=opts.get("delta", (0.002 if fn.text == "adwin" else None, None))[0],
             interval_s=opts.get("interval_s", (3600.0, None))[0],
             failure_limit=opts.get("failure_limit", (1, None))[0],
             bins=opts.get("bins", (10, None))[0],
             min_samples=opts.get("min_samples", (None, None))[0],
             reference=opts.get("reference", ("stable", None))[0],
+            reference_span=opts.get("reference", (None, None))[1],
+            from_stage=option_name(opts, "from_stage"), origin=origin,
+        )
+
+    def job_gate(self, node: Node, name: str, verb: Token, cond: Phrase, rest: Callable[[], list[Phrase]],
+                 origin: str | None) -> ir.JobGate:
+        """`run "command"` or `call "URL"`, optionally `json "field" < NUMBER`: the team's own check."""
+        target_tok = cond.string("a command" if verb.text == "run" else "a URL")
+        target = unquote(target_tok)
+        if verb.text == "call":
+            if not re.fullmatch(r"https?://[^\s/]+\S*", target):
+                raise fail("RL261", f"{shown(target)} is not an http or https URL", target_tok.span,
+                           label="`call` sends a GET request here",
+                           help='write the whole URL: `call "https://loadtest.example.com/result"`; to run a program, '
+                                'use `run "command"`')
+        elif not target.strip():
+            raise fail("RL261", "the command is empty", target_tok.span,
+                       help='write the command `sh -c` runs: `run "python -m parity --sample 1000"`')
+        field = op = None
+        threshold = None
+        if cond.accept_word("json"):
+            field_tok = cond.string('a field of the JSON output, like "metrics.p99_ms"')
+            field = unquote(field_tok)
+            if not _JSON_FIELD.fullmatch(field):
+                raise fail("RL262", f"{shown(field)} is not a JSON field", field_tok.span,
+                           help='name the field by its keys joined with dots: `json "metrics.http_req_failed.rate"`, '
+                                '`json "runs.0.p99_ms"`')
+            op = cond.compare().text
+            number = cond.number("the number the field is compared with")
+            threshold = self.unit(number, _json_number)
+        reported = len(self.diagnostics)
+        opts = read_options(rest(), JOB_OPTIONS, "a job gate", self.diagnostics)
+        if "failure_limit" in opts and "interval_s" not in opts:
+            self.diagnostics.append(error(
+                "RL263", "`fail after` needs `every`: without it a job gate runs once", opts["failure_limit"][1],
+                help="run it again and again with `every 30m, fail after 2`, or drop `fail after`"))
+        if len(self.diagnostics) > reported:
+            raise FollowOn()
+        return ir.JobGate(
+            span=node.span, name=name, command=target if verb.text == "run" else None,
+            url=target if verb.text == "call" else None, target_span=target_tok.span, field=field,
+            op=cast(Any, op), threshold=threshold,
+            timeout_s=opts.get("timeout_s", (ir.DEFAULT_TIMEOUT_S, None))[0],
+            interval_s=opts.get("interval_s", (None, None))[0],
+            failure_limit=opts.get("failure_limit", (1, None))[0],
             from_stage=option_name(opts, "from_stage"), origin=origin,
         )
 
@@ -547,3 +607,10 @@ def _condition_typo(words: list[Token]) -> tuple[Token | None, str]:
         return first, "did you mean `query`?"
     return None, ""
 
+
+def _json_number(text: str) -> float:
+    """The number a job gate's JSON field is compared with: plain, or a percentage read as a fraction (`1%`)."""
+    lit = units.split(text)
+    if lit.unit == "%":
+        return units.percent(text, "the number", allow_negative=True, max_value=units.MAX_NUMBER) / 100.0
+    return units.number(text, "the number")

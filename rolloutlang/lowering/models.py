@@ -85,6 +85,7 @@ class ModelsLowering(LowererBase):
             name=node.toks("NAME")[0].text,
             optional=node.tok("OPTIONAL") is not None,
             type=self.type_ref(type_node),
+            personal=node.node("field_pii") is not None,
         )
 
     def type_ref(self, node: Node) -> ir.TypeRef:

@@ -98,7 +98,14 @@ class Phrase:
 
     @classmethod
     def of(cls, node: Node) -> Phrase:
-        return cls(list(node.children), node.span)
+        """A phrase's atoms; `from shadow` (a `phase_ref`, whose name may be a keyword) reads as two words."""
+        atoms: list[Child] = []
+        for child in node.children:
+            if isinstance(child, Node) and child.kind == "phase_ref":
+                atoms.extend(Token("NAME", tok.text, tok.span) for tok in child.tokens())
+            else:
+                atoms.append(child)
+        return cls(atoms, node.span)
 
     def done(self) -> bool:
         return self.pos >= len(self.atoms)
@@ -275,8 +282,8 @@ def _match_spec(phrase: Phrase, specs: Sequence[OptionSpec]) -> OptionSpec | Non
     return best
 
 
-def duration_of(what: str, minimum: float = 0.0) -> Callable[[Phrase], float]:
-    return lambda p: units.duration(p.number(what).text, what, minimum=minimum)
+def duration_of(what: str, minimum: float = 0.0, maximum: float = units.MAX_DURATION_S) -> Callable[[Phrase], float]:
+    return lambda p: units.duration(p.number(what).text, what, minimum=minimum, maximum=maximum)
 
 
 def percent_of(what: str, *, allow_negative: bool = False, low: float | None = None,
@@ -315,7 +322,8 @@ def constant(value: T) -> Callable[[Phrase], T]:
 # The keyword a statement starts with, where it is not the rule's name.
 STATEMENT_WORD = {"traffic_model": "traffic", "metrics_source": "metrics", "request_log": "log",
                    "blue_green": "blue-green", "model_version": "model", "rollback_rule": "on", "use_gates": "use",
-                   "label_metric": "metric", "approval": "approve"}
+                   "label_metric": "metric", "approval": "approve",
+                  "scale_down": "scale"}
 
 
 def keyword_span(span: Span, word: str) -> Span:

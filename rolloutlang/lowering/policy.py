@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from rolloutlang import handles, ir, units
+from rolloutlang.lowering.gates import MAX_TIMEOUT_S
 from rolloutlang.lowering.phrases import (
     LowererBase,
     Phrase,
@@ -186,3 +187,42 @@ class PolicyLowering(LowererBase):
                             label="becomes a required reviewer in the generated CI", help=handles.HANDLE_HELP)
             approvers.append(who)
         return ir.Approval(span=node.span, what=node.toks("NAME")[0].text, approvers=tuple(approvers))
+
+    def pipeline_hook(self, node: Node) -> ir.PipelineHook:
+        """`NAME "command" [POINT] [, timeout D]`: POINT is `before traffic` (the default), `at start of P`,
+        `at end of P`, `after promotion` or `on rollback`."""
+        out: dict[str, Any] = {}
+        for item in node.children:
+            if not isinstance(item, Node):
+                continue
+            if item.kind in _HOOK_POINTS:
+                out["point"] = _HOOK_POINTS[item.kind]
+                phase = item.tok("NAME")
+                if phase is not None:
+                    out["phase"], out["phase_span"] = phase.text, phase.span
+            elif item.kind == "hook_timeout":
+                tok = item.toks("NUMLIT")[0]
+                out["timeout_s"] = self.unit(tok, lambda t: units.duration(t, "the timeout", minimum=1.0,
+                                                                           maximum=MAX_TIMEOUT_S))
+        return ir.PipelineHook(span=node.span, name=node.toks("NAME")[0].text, command=unquote(node.toks("STRING")[0]),
+                               **out)
+
+    def bake(self, node: Node) -> ir.Bake:
+        tok = node.toks("NUMLIT")[0]
+        return ir.Bake(span=node.span, duration_s=self.unit(tok, lambda t: units.duration(t, "the bake")),
+                       duration_span=tok.span)
+
+    def scale_down(self, node: Node) -> ir.ScaleDown:
+        tok = node.toks("NUMLIT")[0]
+        return ir.ScaleDown(span=node.span, after_s=self.unit(tok, lambda t: units.duration(t, "the scale-down delay")),
+                            after_span=tok.span)
+
+    def revert(self, node: Node) -> ir.Revert:
+        reason = node.tok("STRING")
+        return ir.Revert(span=node.span, reason=unquote(reason) if reason is not None else None)
+
+
+_HOOK_POINTS: dict[str, ir.HookPoint] = {
+    "hook_before_traffic": "before-traffic", "hook_at_start": "phase-start", "hook_at_end": "phase-end",
+    "hook_after_promotion": "after-promotion", "hook_on_rollback": "on-rollback",
+}

@@ -155,6 +155,12 @@ class Lowerer(ModelsLowering, ServingLowering, TrafficLowering, StrategyLowering
                 append_if(lists["scenarios"], self.guard(lambda c=child: self.scenario(c)))  # type: ignore[misc]
             elif k == "holdout":
                 single(k, kspan, self.guard(lambda c=child: self.holdout(c)), k)  # type: ignore[misc]
+            elif k == "bake":
+                single(k, kspan, self.guard(lambda c=child: self.bake(c)), k)  # type: ignore[misc]
+            elif k == "scale_down":
+                single(k, kspan, self.guard(lambda c=child: self.scale_down(c)), "scale down after")  # type: ignore[misc]
+            elif k == "revert":
+                single(k, kspan, self.guard(lambda c=child: self.revert(c)), k)  # type: ignore[misc]
             elif k == "pipeline":
                 for item in child.children:
                     if not isinstance(item, Node):
@@ -163,14 +169,14 @@ class Lowerer(ModelsLowering, ServingLowering, TrafficLowering, StrategyLowering
                         single("pipeline_image", keyword_span(item.span, "image"),
                                self.guard(lambda i=item: self.pipeline_image(i)), "image")  # type: ignore[misc]
                     else:
-                        append_if(lists["pipeline"], self.guard(lambda h=item: ir.PipelineHook(  # type: ignore[misc]
-                            span=h.span, name=h.toks("NAME")[0].text, command=unquote(h.toks("STRING")[0]))))
+                        append_if(lists["pipeline"], self.guard(lambda h=item: self.pipeline_hook(h)))  # type: ignore[misc]
             elif k == "approval":
                 append_if(lists["approvals"], self.guard(lambda c=child: self.approval(c)))  # type: ignore[misc]
             elif k == "request_log":
                 single("request_log", kspan, self.guard(lambda c=child: self.request_log(c)), "log")  # type: ignore[misc]
         for key, items in lists.items():
             fields[key] = tuple(items)
+        self._lifecycle(fields, singles_seen)
 
         self.duplicate("gate", ((g.name, g.span) for g in fields["gates"]))
         self.duplicate("metric", ((m.name, m.span) for m in fields["label_metrics"]))
@@ -188,6 +194,24 @@ class Lowerer(ModelsLowering, ServingLowering, TrafficLowering, StrategyLowering
         return ir.Rollout(span=node.span, **fields)
 
     # models
+
+
+    def _lifecycle(self, fields: dict[str, Any], given: dict[str, Span]) -> None:
+        """One `scale down after` for the plan; a revert without a strategy switches at once."""
+        strategy = fields.get("strategy")
+        scale = fields.get("scale_down")
+        if scale is not None and isinstance(strategy, ir.BlueGreen) and strategy.scale_down_delay_s is not None:
+            self.diagnostics.append(error(
+                "RL102", "`scale down after` is given twice: in `blue-green` and on its own", keyword_span(scale.span,
+                                                                                                             "scale"),
+                notes=(f"`blue-green` gives it at {strategy.span}",),
+                help="keep one: the statement applies to every strategy, the option only to blue-green"))
+        revert = fields.get("revert")
+        if revert is not None and strategy is None:
+            # The previous version is known: the default plan moves everything back at once.
+            word = keyword_span(revert.span, "revert")
+            stage = ir.CanaryStage(span=revert.span, name="revert", weight_percent=100.0, weight_span=word)
+            fields["strategy"] = ir.Canary(span=revert.span, stages=(stage,))
 
 
 def lower(tree: Node, path: str) -> tuple[ir.File | None, list[Diagnostic]]:

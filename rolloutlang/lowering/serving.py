@@ -96,6 +96,8 @@ class ServingLowering(LowererBase):
                                                    maximum=units.MAX_INT32)))
         adapter = node.node("consumer_adapter")
         route = node.node("consumer_route")
+        switch = node.node("consumer_switch")
+        switch_tok = switch.toks("NAME")[0] if switch is not None else None
         return ir.Consumer(
             span=node.span,
             name=names[0].text,
@@ -103,6 +105,8 @@ class ServingLowering(LowererBase):
             expects_dim=dim,
             adapter=unquote(adapter.toks("STRING")[0]) if adapter else None,
             route=self.header_match(route, route.span) if route else None,
+            switch=switch_tok.text if switch_tok is not None else None,
+            switch_span=switch_tok.span if switch_tok is not None else None,
         )
 
     def route(self, node: Node) -> ir.Route:

@@ -117,6 +117,6 @@ class StrategyLowering(LowererBase):
                 elif end.kind == "stage_hold":
                     out["hold"] = True
         return ir.CanaryStage(span=node.span, name=name_tok.text if name_tok else f"stage-{index}",
-                              weight_percent=weight, weight_span=weight_tok.span, **out)
+                              auto_name=name_tok is None, weight_percent=weight, weight_span=weight_tok.span, **out)
 
     # gates and rules
