@@ -83,6 +83,9 @@ def _emit(diagnostics: Sequence[Diagnostic], sources: dict[str, Any], fmt: str, 
           finish: Callable[[list[Diagnostic]], list[Diagnostic]] | None = None) -> None:
     """Print findings in order, at most ``limit`` of them (the rest counted); ``finish`` completes those printed."""
     ordered = sorted(diagnostics, key=lambda d: d.sort_key())
+    if fmt in ("gitlab", "text"):
+        # A waived finding is kept where a format can say so (JSON, SARIF); the others count it or leave it out.
+        ordered = [d for d in ordered if d.suppression is None]
     if fmt == "gitlab":
         from rolloutlang.codequality import render_code_quality
 
@@ -106,7 +109,7 @@ def _emit(diagnostics: Sequence[Diagnostic], sources: dict[str, Any], fmt: str, 
     if omitted:
         click.echo(f"... {count_text(omitted) or f'{len(omitted):,} notes'} more not shown "
                    "(`--max-diagnostics 0` shows all)", err=True)
-    summary = count_text(ordered)
+    summary = count_text(sorted(diagnostics, key=lambda d: d.sort_key()))
     if summary:
         click.echo(summary, err=True)
 
@@ -155,19 +158,21 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, limit:
     for path in files:
         program = _load(path, root)
         sources.update(program.sources)
-        diagnostics.extend(program.diagnostics)
         io_error = io_error or program.io_error
+        found = list(program.diagnostics)
+        semantic: list[Diagnostic] = []
         if program.main is not None and not program.has_errors:
-            for d in _run_checks(program):
-                if strict and d.severity is Severity.WARNING:
-                    d = dataclasses.replace(d, severity=Severity.ERROR)
-                found_in[id(d)] = program.main
-                diagnostics.append(d)
+            semantic = _run_checks(program)
             if dump_ir:
                 dumps.append(program.main.model_dump_json(indent=2))
-    if strict:
-        diagnostics = [dataclasses.replace(d, severity=Severity.ERROR) if d.severity is Severity.WARNING else d
-                       for d in diagnostics]
+        semantic_ids = {id(d) for d in semantic}
+        for d in program.waive([*found, *semantic]):
+            is_semantic = id(d) in semantic_ids or (d.suppression is not None and d.code[2] in "3456")
+            if strict and d.severity is Severity.WARNING:
+                d = dataclasses.replace(d, severity=Severity.ERROR)
+            if is_semantic and program.main is not None:
+                found_in[id(d)] = program.main
+            diagnostics.append(d)
     if dump_ir:
         for text in dumps:
             click.echo(text)
@@ -178,11 +183,11 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, limit:
         return _with_ir_paths(shown, found_in)
 
     _emit(diagnostics, sources, fmt, _colour(color), limit, default_path=files[0].as_posix(), finish=with_paths)
-    if fmt == "text" and not diagnostics:
+    if fmt == "text" and not any(d.suppression is None for d in diagnostics):
         click.echo(f"no problems in {len(files)} file{'s' if len(files) != 1 else ''}", err=True)
     if io_error:
         sys.exit(EXIT_USAGE)
-    if any(d.severity is Severity.ERROR for d in diagnostics):
+    if any(d.is_error for d in diagnostics):
         sys.exit(EXIT_FINDINGS)
 
 

@@ -29,6 +29,18 @@ class Severity(StrEnum):
 
 
 @dataclass(frozen=True)
+class Suppression:
+    """A finding let go on purpose, in the source (a `# waive CODE: reason` comment): SARIF's ``inSource``."""
+
+    justification: str
+    span: Span
+    kind: str = "inSource"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "justification": self.justification, "range": self.span.to_json()}
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     """One finding, located in the source.
 
@@ -45,10 +57,16 @@ class Diagnostic:
     help: str = ""
     notes: tuple[str, ...] = ()
     path: str = ""
+    suppression: Suppression | None = None
 
     @property
     def is_error(self) -> bool:
-        return self.severity is Severity.ERROR
+        """An error that counts: not waived."""
+        return self.severity is Severity.ERROR and self.suppression is None
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity is Severity.WARNING and self.suppression is None
 
     def sort_key(self) -> tuple[str, int, int, str]:
         if self.span is None:
@@ -71,6 +89,8 @@ class Diagnostic:
             out["help"] = self.help
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.suppression is not None:
+            out["suppressed"] = self.suppression.to_json()
         return out
 
 
@@ -217,13 +237,14 @@ def render_json(diagnostics: Sequence[Diagnostic], omitted: Sequence[Diagnostic]
     Numbers are always finite: a NaN or an infinity is a bug, and raises here
     rather than reach a tool as invalid JSON.
     """
-    errors = sum(1 for d in (*diagnostics, *omitted) if d.severity is Severity.ERROR)
-    warnings = sum(1 for d in (*diagnostics, *omitted) if d.severity is Severity.WARNING)
+    errors = sum(1 for d in (*diagnostics, *omitted) if d.is_error)
+    warnings = sum(1 for d in (*diagnostics, *omitted) if d.is_warning)
     doc = {
         "format_version": JSON_FORMAT_VERSION,
         "valid": errors == 0,
         "error_count": errors,
         "warning_count": warnings,
+        "waived_count": sum(1 for d in (*diagnostics, *omitted) if d.suppression is not None),
         "omitted_count": len(omitted),
         "diagnostics": [d.to_json() for d in diagnostics],
     }
@@ -242,14 +263,17 @@ def cap(diagnostics: Sequence[Diagnostic], limit: int) -> tuple[list[Diagnostic]
 
 
 def count_text(diagnostics: Sequence[Diagnostic]) -> str:
-    """`3 errors, 1 warning`; "" when there are neither."""
-    errors = sum(1 for d in diagnostics if d.severity is Severity.ERROR)
-    warnings = sum(1 for d in diagnostics if d.severity is Severity.WARNING)
+    """`3 errors, 1 warning, 2 waived`; "" when there are none of them."""
+    errors = sum(1 for d in diagnostics if d.is_error)
+    warnings = sum(1 for d in diagnostics if d.is_warning)
+    waived = sum(1 for d in diagnostics if d.suppression is not None)
     parts = []
     if errors:
         parts.append(f"{errors:,} error{'s' if errors != 1 else ''}")
     if warnings:
         parts.append(f"{warnings:,} warning{'s' if warnings != 1 else ''}")
+    if waived:
+        parts.append(f"{waived:,} waived")
     return ", ".join(parts)
 
 

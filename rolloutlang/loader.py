@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from rolloutlang import ir
-from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, word_list
+from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, warning, word_list
 from rolloutlang.lowering import lower
 from rolloutlang.source import SourceError, SourceFile, Span, byte_span, decode_source, read_bytes, shown_path
 from rolloutlang.syntax import parse
+from rolloutlang.waivers import Waiver, apply_waivers, read_waivers
 
 ROOT_MARKERS = (".git", "pyproject.toml", ".rollout-root")
 
@@ -34,6 +35,7 @@ class Program:
     sources: dict[str, SourceFile] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     io_error: bool = False
+    waivers: list[Waiver] = field(default_factory=list)
 
     @property
     def main(self) -> ir.File | None:
@@ -46,6 +48,11 @@ class Program:
     def rollouts(self) -> list[ir.Rollout]:
         main = self.main
         return list(main.rollouts) if main else []
+
+    def waive(self, diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
+        """The findings with those a `# waive` comment lets go marked suppressed, and the entry file's waivers
+        that let go of nothing (RL143)."""
+        return apply_waivers(diagnostics, self.waivers, report_unused=(self.entry,))
 
 
 def find_root(start: Path) -> Path:
@@ -155,6 +162,9 @@ def _load_file(program: Program, path: Path, name: str, text: str | None, at: Sp
     program.sources[name] = src
     result = parse(src)
     program.diagnostics.extend(result.diagnostics)
+    waivers, problems = read_waivers(src, result.comments)
+    program.waivers.extend(waivers)
+    program.diagnostics.extend(problems)
     if result.tree is None:
         return None
     file_ir, diags = lower(result.tree, name)
@@ -309,11 +319,12 @@ def _resolve(program: Program) -> None:
 
 
 def _check_names(program: Program, rollout: ir.Rollout) -> None:
+    from rolloutlang.plan import POINT_NAMES, phase_names
+
     gate_names = [g.name for g in rollout.gates]
     metric_names = [m.name for m in rollout.label_metrics]
-    stage_names: list[str] = []
-    if isinstance(rollout.strategy, ir.Canary):
-        stage_names = [s.name for s in rollout.strategy.stages]
+    stage_names = phase_names(rollout)
+    refs = _PhaseReferences(program, rollout, stage_names)
     for rule in rollout.rules:
         for name, span in zip(rule.gates, rule.gate_spans, strict=True):
             if name not in gate_names:
@@ -340,24 +351,94 @@ def _check_names(program: Program, rollout: ir.Rollout) -> None:
                       help=hint or "define it in the metrics block: `metrics prometheus \"URL\" "
                                    f"{{ query {gate.query} \"<promql>\" }}`")
             )
-        if gate.from_stage is not None and gate.from_stage not in stage_names:
-            hint = did_you_mean(gate.from_stage, stage_names)
-            program.diagnostics.append(
-                error("RL114", f"gate `{gate.name}` starts from unknown stage `{gate.from_stage}`",
-                      _narrow(program, gate.span, r"from\s+" + _word(gate.from_stage), 1),
-                      help=hint or (f"stages: {_plain(stage_names)}" if stage_names else
-                                    "`from <stage>` needs a canary with named stages (`mpr: 50% for 7d`)"))
-            )
+        if gate.from_stage is not None:
+            refs.check(gate.from_stage, _narrow(program, gate.span, r"from\s+" + _word(gate.from_stage), 1),
+                       f"gate `{gate.name}`", "starts from")
     _check_effect_names(program, rollout, metric_names, gate_names)
     for approval in rollout.approvals:
-        allowed = ["promotion", "rollback", *stage_names]
+        allowed = [*POINT_NAMES, *stage_names]
+        where = _narrow(program, approval.span, r"approve\s+" + _word(approval.what), 1)
         if approval.what not in allowed:
             hint = did_you_mean(approval.what, allowed)
             program.diagnostics.append(
-                error("RL115", f"cannot approve `{approval.what}`",
-                      _narrow(program, approval.span, r"approve\s+" + _word(approval.what), 1),
-                      help=hint or "approve `promotion`, `rollback` or a canary stage by name")
+                error("RL115", f"cannot approve `{approval.what}`", where,
+                      help=hint or "approve `promotion`, `rollback` or a phase by name: "
+                                   + _plain(stage_names or ["mpr"]))
             )
+        else:
+            refs.check(approval.what, where, "an approval", "waits at", extra=POINT_NAMES)
+    for hook in rollout.pipeline:
+        if hook.phase is not None:
+            refs.check(hook.phase, hook.phase_span or hook.span, f"hook `{hook.name}`", "runs at")
+    for consumer in rollout.consumers:
+        if consumer.switch is not None and consumer.switch != "promotion":
+            refs.check(consumer.switch, consumer.switch_span or consumer.span, f"consumer `{consumer.name}`",
+                       "switches at", extra=("promotion",))
+    if isinstance(rollout.strategy, ir.Canary):
+        for stage in rollout.strategy.stages:
+            if stage.name in (*_PHASE_WORDS, *POINT_NAMES):
+                program.diagnostics.append(error(
+                    "RL140", f"stage `{stage.name}` takes the name of {_phase_word_meaning(stage.name)}",
+                    _narrow(program, stage.span, _word(stage.name), 1), label="a reserved name",
+                    help=f"name the stage for what it is, e.g. `{stage.name}-stage: ...`: `{stage.name}` in "
+                         "`from`, `approve` and hooks always means the phase"))
+
+
+_PHASE_WORDS = ("shadow", "preview", "rolling", "bake", "holdout")
+_ABSENT_PHASE_HELP = {
+    "shadow": "add a shadow phase (`shadow 100% for 24h`); a shadow `alongside canary` runs during the stages and "
+              "has no phase of its own",
+    "preview": "a preview is the first phase of `blue-green { preview for 2h }`",
+    "rolling": "`rolling` is the phase of a rolling update",
+    "bake": "add a bake after promotion: `bake for 2h`",
+    "holdout": "add a holdout after promotion: `holdout 1% on stable for 14d`",
+}
+
+
+def _phase_word_meaning(word: str) -> str:
+    return {"promotion": "the promotion", "rollback": "the rollback"}.get(word, f"the {word} phase")
+
+
+@dataclass
+class _PhaseReferences:
+    """Checks the names that point at a phase of the plan: `from`, `approve`, hooks, consumer switches."""
+
+    program: Program
+    rollout: ir.Rollout
+    names: list[str]
+
+    def check(self, name: str, span: Span, who: str, verb: str, extra: tuple[str, ...] = ()) -> None:
+        """``who`` ``verb`` ``name``: `gate x` `starts from` `mpr`."""
+        what = f"{who} {verb}"
+        if name in self.names:
+            stage = self._stage(name)
+            if stage is not None and stage.auto_name:
+                self.program.diagnostics.append(warning(
+                    "RL141", f"{what} `{name}`, a name the stage has only by its position", span,
+                    label="means another stage once one is added before it",
+                    help=f"name the stage where it is written (`ramp: {stage.weight_percent:g}% ...`) and write "
+                         "that name here"))
+            return
+        if name in extra:
+            return
+        hint = did_you_mean(name, [*self.names, *extra])
+        absent = _ABSENT_PHASE_HELP.get(name)
+        if name == "shadow" and self.rollout.shadow is not None and self.rollout.shadow.alongside_canary:
+            message = f"{what} `shadow`, but the shadow has no phase of its own: it runs alongside the canary"
+            absent = "name the stage to start from; the shadow mirrors during the stages below its `until` weight"
+        elif absent is not None:
+            message = f"{what} `{name}`, but this rollout has no {name} phase"
+        else:
+            noun = "stage" if isinstance(self.rollout.strategy, ir.Canary) else "phase"
+            message = f"{what} unknown {noun} `{name}`"
+        phases = f"phases: {_plain(self.names)}" if self.names else "this rollout has no phases yet"
+        self.program.diagnostics.append(
+            error("RL114", message, span, help=hint or absent or phases))
+
+    def _stage(self, name: str) -> ir.CanaryStage | None:
+        if isinstance(self.rollout.strategy, ir.Canary):
+            return next((s for s in self.rollout.strategy.stages if s.name == name), None)
+        return None
 
 
 def _check_effect_names(program: Program, rollout: ir.Rollout, metric_names: list[str], gate_names: list[str]) -> None:

@@ -2,8 +2,8 @@
 
 :func:`build_plan` reads a resolved :class:`ir.Rollout` once and lays its
 strategy out as an ordered list of :class:`Phase` values (shadow, canary
-stages, blue-green preview, rolling update, then a post-promotion holdout)
-plus the :class:`Transition` values between them and the three ends
+stages, blue-green preview, rolling update, then after promotion the bake
+and the holdout) plus the :class:`Transition` values between them and the three ends
 (``promoted``, ``rolled-back``, ``paused``).  They live in plain lists, which
 keep everything byte-stable and answer the plan's own graph questions (can
 this phase still roll back?); :attr:`Plan.graph` offers them as a
@@ -35,6 +35,18 @@ Earliest possible rollback (:meth:`Plan.earliest_rollback`)
     confirmation wait the plan holds its weight.  Statistical power is not
     considered here: this is the earliest the plan *could* react, so the
     exposure before it is a floor on what a bad candidate costs.
+
+Where a gate is evaluated
+    From its ``from`` phase (any phase's name: a stage's, ``shadow``,
+    ``preview``, ``rolling``, ``bake``, ``holdout``), else from the start, in
+    every phase where it can be: a gate that compares the two versions (a
+    business, sample-ratio or ``change`` gate, drift ``vs stable``) only
+    where both answer the same traffic at once, and not after promotion
+    unless its ``from`` says so; a gate on the candidate alone also through
+    the bake and the holdout.  A job gate without ``every`` runs once, as its
+    phase begins.  After promotion the gates' rules act as before it: a
+    rollback from the bake switches back to the stable version, still
+    running.
 """
 
 from __future__ import annotations
@@ -54,7 +66,7 @@ from rolloutlang.units import duration_text, format_percent
 if TYPE_CHECKING:
     import networkx as nx
 
-PhaseKind = Literal["shadow", "canary", "preview", "rolling", "holdout"]
+PhaseKind = Literal["shadow", "canary", "preview", "rolling", "bake", "holdout"]
 TransitionKind = Literal["promote", "rollback", "pause", "resume"]
 Trigger = Literal["schedule", "approval", "rule", "manual"]
 
@@ -102,6 +114,9 @@ class Phase:
         stage: the canary stage it comes from.
         max_surge, max_unavailable: the rolling update's pace (rolling).
         scale_down_delay_s: how long the old version stays up after the switch (preview).
+        stable_warm: after promotion, the stable version still runs, so a rollback switches back at once
+            (a bake, except after a rolling update; a holdout).
+        consumers: each consumer with its own route (`via`) and the version that answers it in the phase.
     """
 
     id: str
@@ -132,6 +147,8 @@ class Phase:
     max_surge: ir.SurgeValue | None = None
     max_unavailable: ir.SurgeValue | None = None
     scale_down_delay_s: float | None = None
+    stable_warm: bool = False
+    consumers: tuple[tuple[str, ir.Role], ...] = ()
 
     @property
     def length_s(self) -> float:
@@ -166,6 +183,8 @@ class Phase:
             text += " (no duration)"
         if self.kind != "shadow" and self.shadow_percent > 0:
             text += f", mirror {format_percent(self.shadow_percent)}"
+        if self.kind == "bake":
+            text += ", stable kept up" if self.stable_warm else ", stable pods replaced"
         return text
 
     @property
@@ -241,7 +260,7 @@ class RollbackBound:
     Attributes:
         gate: the gate's name ("" for a plan that nothing rolls back).
         fires_s: the earliest time the gate can fail, ``None`` if it cannot fail
-            before promotion.
+            while the plan runs.
         rollback_s: ``fires_s`` plus the confirmation wait.
         phase: id of the phase it fires in.
         segments: ``(start_s, end_s, candidate share 0-1)`` up to the rollback; when
@@ -280,6 +299,8 @@ class Plan:
         min_duration_s: time to promotion on the fastest schedule.
         max_duration_s: ``None`` when a phase is open-ended.
         gate_phases: gate name -> ids of the phases it is evaluated in.
+        scale_down_after_s: how long the old version keeps running once the plan is promoted (after a
+            bake), when the spec says (`scale down after`, or blue-green's option).
     """
 
     rollout: ir.Rollout
@@ -290,6 +311,7 @@ class Plan:
     min_duration_s: float
     max_duration_s: float | None
     gate_phases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    scale_down_after_s: float | None = None
 
     @property
     def name(self) -> str:
@@ -374,8 +396,12 @@ class Plan:
         gate = self.rollout.gate(gate_name)
         if not waits or gate is None:
             return None
+        delay: float | None
         if isinstance(gate, ir.BusinessGate | ir.SrmGate):
             delay = gate.interval_s
+        elif isinstance(gate, ir.JobGate):
+            # a one-shot job can fail as soon as it runs, as its phase begins
+            delay = 0.0 if gate.interval_s is None else gate.interval_s * gate.failure_limit
         else:
             delay = gate.interval_s * gate.failure_limit
         return self._walk(gate_name, delay, min(waits))
@@ -392,7 +418,7 @@ class Plan:
         t = 0.0
         segments: list[tuple[float, float, float]] = []
         fires: float | None = None
-        for ph in self.pre_promotion:
+        for ph in self.phases:
             share = ph.weight_percent / 100.0
             length = ph.length_s
             if gate is not None and gate in ph.gates:
@@ -409,10 +435,6 @@ class Plan:
                         return RollbackBound(gate, at, at + wait, ph.id, tuple(segments))
             segments.append((t, t + length, share))
             t += length
-        for ph in self.phases:
-            if ph.post_promotion:
-                segments.append((t, t + ph.length_s, ph.weight_percent / 100.0))
-                t += ph.length_s
         segments.append((t, math.inf, 1.0))
         return RollbackBound(gate or "", None, None, None, tuple(segments))
 
@@ -436,10 +458,16 @@ class _Draft:
     post_promotion: bool = False
     weight_span: Span | None = None
     stage: ir.CanaryStage | None = None
-    stage_index: int | None = None
     max_surge: ir.SurgeValue | None = None
     max_unavailable: ir.SurgeValue | None = None
     scale_down_delay_s: float | None = None
+    stable_warm: bool = False
+
+
+# The phases named by their kind, which `from`, approvals, hooks and consumer switches can name like stages.
+PHASE_NAMES = ("shadow", "preview", "rolling", "bake", "holdout")
+# Names that are not phases but points of the plan: `approve promotion`, `switch at promotion`, `approve rollback`.
+POINT_NAMES = ("promotion", "rollback")
 
 
 def _drafts(rollout: ir.Rollout) -> list[_Draft]:
@@ -467,7 +495,7 @@ def _drafts(rollout: ir.Rollout) -> list[_Draft]:
                 duration = 0.0  # the final step: set the weight and promote
             out.append(_Draft(f"stage.{st.name}", "canary", st.name, st.weight_percent, mirror, duration,
                               approval or duration is None, approval, approvers, st.hold, st.span,
-                              weight_span=st.weight_span, stage=st, stage_index=i))
+                              weight_span=st.weight_span, stage=st))
     elif isinstance(strategy, ir.BlueGreen):
         manual = strategy.promotion == "manual"
         duration = strategy.preview_s if strategy.preview_s is not None else (None if manual else 0.0)
@@ -476,47 +504,88 @@ def _drafts(rollout: ir.Rollout) -> list[_Draft]:
     elif isinstance(strategy, ir.Rolling):
         out.append(_Draft("rolling", "rolling", "rolling", 100.0, 0.0, None, True, False, (), False, strategy.span,
                           max_surge=strategy.max_surge, max_unavailable=strategy.max_unavailable))
-    promotion = approvals.get("promotion", ())
-    if out and promotion:
-        last_draft = out[-1]
-        last_draft.approval = True
-        last_draft.open_ended = True
-        last_draft.approvers = last_draft.approvers + tuple(a for a in promotion if a not in last_draft.approvers)
+    if out and "promotion" in approvals:
+        _wait_for(out[-1], approvals["promotion"])
+    if rollout.bake is not None and out:
+        # The stable version stays up through the bake, unless a rolling update has replaced its pods.
+        out.append(_Draft("bake", "bake", "bake", 100.0, 0.0, rollout.bake.duration_s, False, False, (), False,
+                          rollout.bake.span, post_promotion=True, stable_warm=not isinstance(strategy, ir.Rolling)))
     if rollout.holdout is not None:
         h = rollout.holdout
         weight = 100.0 - h.percent if h.role == "stable" else h.percent
         out.append(_Draft("holdout", "holdout", "holdout", weight, 0.0, h.duration_s, False, False, (), False,
-                          h.span, post_promotion=True))
+                          h.span, post_promotion=True, stable_warm=True))
+    for d in out:
+        if d.kind != "canary" and d.name in approvals:
+            _wait_for(d, approvals[d.name])
     return out
 
 
+def phase_names(rollout: ir.Rollout) -> list[str]:
+    """The names of the plan's phases in order, which `from`, approvals, hooks and consumer switches refer to."""
+    return [d.name for d in _drafts(rollout)]
+
+
+def _wait_for(d: _Draft, approvers: tuple[str, ...]) -> None:
+    """Leaving the phase needs a person's sign-off (after its duration, if it has one)."""
+    d.approval = True
+    d.open_ended = True
+    d.approvers = d.approvers + tuple(a for a in approvers if a not in d.approvers)
+
+
 def compares_arms(gate: ir.AnyGate) -> bool:
-    """Whether the gate compares the candidate with stable (and so needs both serving)."""
+    """Whether the gate compares the candidate with stable (and so needs both serving at the same time)."""
     return isinstance(gate, ir.BusinessGate | ir.SrmGate) or (
-        isinstance(gate, ir.SloGate) and gate.comparison == "change")
+        isinstance(gate, ir.SloGate) and gate.comparison == "change") or (
+        isinstance(gate, ir.DriftGate) and gate.reference == "stable")
 
 
-def _active(gate: ir.AnyGate, d: _Draft, from_index: int | None) -> bool:
-    if d.post_promotion:
+def follows_promotion(gate: ir.AnyGate) -> bool:
+    """Whether a gate without `from` keeps running after promotion: one that judges the candidate alone does."""
+    if isinstance(gate, ir.JobGate):
+        return gate.interval_s is not None
+    return not compares_arms(gate)
+
+
+def _active(gate: ir.AnyGate, d: _Draft, index: int, from_index: int | None) -> bool:
+    """Whether the gate is evaluated in draft ``d`` (at ``index``); ``from_index`` is its `from` phase's."""
+    if gate.from_stage is not None and (from_index is None or index < from_index):
         return False
-    if gate.from_stage is not None:
-        if from_index is None or d.stage_index is None or d.stage_index < from_index:
-            return False
+    if isinstance(gate, ir.JobGate) and gate.interval_s is None:
+        return index == (from_index or 0)  # one run, as its phase begins
+    if d.post_promotion and gate.from_stage is None and not follows_promotion(gate):
+        return False  # a comparison made to decide the promotion is over once it is made
     if isinstance(gate, ir.BusinessGate | ir.SrmGate):
         # a comparison of users' outcomes, or of the split itself, needs both arms answering live traffic
         return 0 < d.weight < 100
-    if isinstance(gate, ir.SloGate) and gate.comparison == "change":
-        # latency and errors can be compared on mirrored requests too
+    if compares_arms(gate):
+        # latency, errors and distributions can be compared on mirrored requests too
         return d.weight < 100 and (d.weight > 0 or d.shadow > 0)
     return True
+
+
+def consumer_switches(rollout: ir.Rollout, names: list[str]) -> dict[str, int]:
+    """For each consumer with its own route (`via`), the index of the phase from which the candidate answers it.
+
+    ``names`` are the plan's phase names in order; a switch at promotion (the default) is the first phase after
+    it, or past the end.  A switch at a phase the plan lacks (the loader reports it) counts as promotion.
+    """
+    promoted = next((i for i, n in enumerate(names) if n in ("bake", "holdout")), len(names))
+    out: dict[str, int] = {}
+    for c in rollout.consumers:
+        if c.route is None:
+            continue
+        at = c.switch if c.switch is not None else "promotion"
+        out[c.name] = names.index(at) if at in names else promoted
+    return out
 
 
 def build_plan(rollout: ir.Rollout) -> Plan:
     """Lay a resolved rollout out as phases and transitions."""
     drafts = _drafts(rollout)
-    stage_index = {}
-    if isinstance(rollout.strategy, ir.Canary):
-        stage_index = {s.name: i for i, s in enumerate(rollout.strategy.stages)}
+    index_of = {d.name: i for i, d in enumerate(drafts)}
+    names = [d.name for d in drafts]
+    switches = consumer_switches(rollout, names)
     rate = rollout.traffic.rate_rps if rollout.traffic is not None else None
 
     phases: list[Phase] = []
@@ -527,12 +596,13 @@ def build_plan(rollout: ir.Rollout) -> Plan:
     for i, d in enumerate(drafts):
         length = d.duration if d.duration is not None else 0.0
         gates = tuple(g.name for g in rollout.gates
-                      if _active(g, d, stage_index.get(g.from_stage) if g.from_stage else None))
+                      if _active(g, d, i, index_of.get(g.from_stage) if g.from_stage else None))
         w_s = d.weight / 100.0 * length
         m_s = d.shadow / 100.0 * length
         weighted += w_s
         mirrored += m_s
         end_late = None if (t_late is None or d.open_ended) else t_late + length
+        consumers = tuple((name, _served_by(i, at)) for name, at in switches.items())
         phases.append(Phase(
             id=d.id, kind=d.kind, name=d.name, index=i, weight_percent=d.weight, shadow_percent=d.shadow,
             duration_s=d.duration, open_ended=d.open_ended, approval=d.approval, approvers=d.approvers, hold=d.hold,
@@ -544,6 +614,7 @@ def build_plan(rollout: ir.Rollout) -> Plan:
             cumulative_mirrored_requests=None if rate is None else rate * mirrored,
             cumulative_weighted_s=weighted, span=d.span, weight_span=d.weight_span, stage=d.stage,
             max_surge=d.max_surge, max_unavailable=d.max_unavailable, scale_down_delay_s=d.scale_down_delay_s,
+            stable_warm=d.stable_warm, consumers=consumers,
         ))
         t_early += length
         t_late = end_late
@@ -558,7 +629,20 @@ def build_plan(rollout: ir.Rollout) -> Plan:
             gate_phases[name] += (p.id,)
     return Plan(rollout=rollout, phases=phases, transitions=transitions, rate_rps=rate,
                 start=phases[0].id if phases else PROMOTED, min_duration_s=promoted_early,
-                max_duration_s=promoted_late, gate_phases=gate_phases)
+                max_duration_s=promoted_late, gate_phases=gate_phases, scale_down_after_s=_scale_down(rollout))
+
+
+def _served_by(index: int, switch: int) -> ir.Role:
+    return "candidate" if index >= switch else "stable"
+
+
+def _scale_down(rollout: ir.Rollout) -> float | None:
+    """How long the old version keeps running once the plan is promoted, when the spec says."""
+    if rollout.scale_down is not None:
+        return rollout.scale_down.after_s
+    if isinstance(rollout.strategy, ir.BlueGreen):
+        return rollout.strategy.scale_down_delay_s
+    return None
 
 
 def _transitions(rollout: ir.Rollout, phases: list[Phase]) -> list[Transition]:
@@ -573,8 +657,6 @@ def _transitions(rollout: ir.Rollout, phases: list[Phase]) -> list[Transition]:
         target = chain[i + 1].id if i + 1 < len(chain) else PROMOTED
         out.append(Transition(ph.id, target, "promote", "approval" if ph.approval else "schedule", gates=ph.gates,
                               after_s=ph.duration_s if ph.duration_s else None, approvers=ph.approvers))
-        if ph.post_promotion:
-            continue
         evaluated = set(ph.gates)
         for r, rule in enumerate(rollout.rules):
             active = tuple(g for g in rule.gates if g in evaluated)
@@ -595,8 +677,9 @@ def _transitions(rollout: ir.Rollout, phases: list[Phase]) -> list[Transition]:
                     if ph.id not in paused_from:
                         paused_from.append(ph.id)
                 elif action.kind == "promote":
-                    out.append(Transition(ph.id, promotion_target, "promote", "rule", gates=active, notify=notify,
-                                          rule=r, event=rule.event))
+                    # after promotion, a decisive pass ends the bake or the holdout early
+                    out.append(Transition(ph.id, PROMOTED if ph.post_promotion else promotion_target, "promote",
+                                          "rule", gates=active, notify=notify, rule=r, event=rule.event))
     for pid in paused_from:
         out.append(Transition(PAUSED, pid, "resume", "manual"))
     return out

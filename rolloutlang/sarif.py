@@ -3,7 +3,8 @@
 One run, tool ``rolloutlang``; a rule per code that occurs, described by the
 ``RULES`` table of the check module that owns it (else by the first message
 with that code); one result per diagnostic, located by a relative URI and a
-1-based region (SARIF's end column is exclusive, as ours is).  The output is
+1-based region (SARIF's end column is exclusive, as ours is).  A finding
+waived in the source carries an ``inSource`` suppression with its reason.  The output is
 byte-stable: rules sorted by code, results in the order given.
 """
 
@@ -94,6 +95,17 @@ def sarif_log(diagnostics: Sequence[Diagnostic], omitted: int = 0) -> dict[str, 
             if d.path:  # the IR path, e.g. rollouts[0].strategy.stages[1]
                 location["logicalLocations"] = [{"fullyQualifiedName": d.path, "kind": "element"}]
             result["locations"] = [location]
+        if d.suppression is not None:
+            # SARIF 2.1.0 3.35: a finding let go in the source, with the reason written there.
+            result["suppressions"] = [{
+                "kind": "inSource",
+                "status": "accepted",
+                "justification": d.suppression.justification,
+                "location": {"physicalLocation": {
+                    "artifactLocation": {"uri": artifact_uri(d.suppression.span.file)},
+                    "region": _region(d.suppression.span),
+                }},
+            }]
         results.append(result)
     run: dict[str, Any] = {
         "tool": {"driver": {

@@ -35,7 +35,8 @@ class StageWindow:
 
 
 def gate_windows(plan: Plan, gate: ir.AnyGate) -> list[StageWindow]:
-    """The phases a gate is evaluated in, on the fastest schedule.
+    """The phases a gate is evaluated in, on the fastest schedule (after promotion too, for a gate written
+    `from bake` or `from holdout`).
 
     After a phase with no written duration (`until approved`, `hold`) the
     gate's later phases have no known start: how long the data accrue there
@@ -43,7 +44,7 @@ def gate_windows(plan: Plan, gate: ir.AnyGate) -> list[StageWindow]:
     """
     out: list[StageWindow] = []
     known = True
-    for phase in plan.pre_promotion:
+    for phase in plan.phases:
         if gate.name not in phase.gates:
             if out and phase.duration_s is None:
                 known = False  # a wait between two of the gate's stages
