@@ -171,6 +171,10 @@ def evaluate_gate(rollout: ir.Rollout, plan: Plan, gate_name: str, fetch: Fetch,
         elif isinstance(gate, ir.SrmGate):
             raise EvaluationError(f"`rollout evaluate` does not judge sample-ratio gate `{gate.name}` yet: the "
                                   "split in force is the Rollout's, which a job cannot read")
+        elif isinstance(gate, ir.JobGate):
+            raise EvaluationError(f"gate `{gate.name}` is a job gate: it runs its own "
+                                  f"{'command' if gate.command is not None else 'URL'}, in the cluster where the "
+                                  "rollout runs (`rollout compile -t argo`), not from Prometheus")
         else:
             result = _business(rollout, plan, gate, reader, at, look, start)
     except queries.MissingValue as exc:

@@ -227,6 +227,24 @@ def slo_query(rollout: ir.Rollout, gate: ir.SloGate) -> tuple[str, ir.QueryOverr
     return SLO_QUERIES[name], None
 
 
+def read_names(rollout: ir.Rollout) -> set[str]:
+    """The names of the queries the rollout's gates read: their own (`query NAME`), and the built-ins a
+    spec's `query` may replace (`latency`, `ctr_events`, `scores_distribution`, ...)."""
+    names: set[str] = set()
+    for gate in rollout.gates:
+        if isinstance(gate, ir.SloGate):
+            names.add(slo_query_name(gate))
+        elif isinstance(gate, ir.DriftGate):
+            names.add(f"{gate.target}_distribution")
+            if gate.reference == "training":
+                names.add(f"{gate.target}_reference")
+        elif isinstance(gate, ir.BusinessGate):
+            metric = rollout.label_metric(gate.metric)
+            if metric is not None:
+                names.update(f"{metric.name}_{part}" for part in label_parts(metric))
+    return names
+
+
 def slo_window_s(gate: ir.SloGate) -> float:
     """The rate window of an SLO gate: its interval, at least a minute (four scrapes at the usual 15s)."""
     return max(gate.interval_s, 60.0)

@@ -41,7 +41,7 @@ EMB = f"""rollout embedder-v3 {{
 
   consumers {{
     search-ranker  expects embedding 256   adapter "pca-384-to-256"
-    related-items  expects embedding 384
+    related-items  expects embedding 384  # waive RL411: it rolls back together with the model
   }}
 
   metrics prometheus "http://prometheus.monitoring:9090"
@@ -111,7 +111,7 @@ BREAKING = [
 @pytest.mark.parametrize("version", ["1.5.0", "1.4.3"])
 def test_rl421_breaking_change_needs_a_major_bump(stable: str, candidate: str, what: str, version: str) -> None:
     text = versioned(sub(BASE, SIG, two_signatures(stable, candidate)), version)
-    text = sub(text, "psi(scores)", "psi(user_id)")
+    text = sub(text, "psi(scores) < 0.2   every 30m", "psi(user_id) < 0.2, vs training, every 30m")
     d = one(check(text), "RL421")
     assert d.severity is Severity.ERROR
     assert d.message == f"{what}: a breaking change needs a major version bump"
@@ -124,7 +124,7 @@ def test_rl421_breaking_change_needs_a_major_bump(stable: str, candidate: str, w
 @pytest.mark.parametrize(("stable", "candidate", "what"), BREAKING)
 def test_breaking_change_with_a_major_bump_and_a_shadow_is_fine(stable: str, candidate: str, what: str) -> None:
     text = versioned(sub(BASE, SIG, two_signatures(stable, candidate)), "2.0.0")
-    text = sub(text, "psi(scores)", "psi(user_id)")
+    text = sub(text, "psi(scores) < 0.2   every 30m", "psi(user_id) < 0.2, vs training, every 30m")
     text = sub(text, "  canary", "  shadow 100% for 24h\n  canary")
     assert check(text) == []
 
@@ -133,7 +133,7 @@ def test_rl421_notes_every_breaking_field() -> None:
     text = versioned(sub(BASE, SIG, two_signatures(
         "in user_id: int64, item_ids: list<int64>  out scores: list<float32>",
         "in user_id: string  out scores: list<float64>")), "1.5.0")
-    text = sub(text, "psi(scores)", "psi(user_id)")
+    text = sub(text, "psi(scores) < 0.2   every 30m", "psi(user_id) < 0.2, vs training, every 30m")
     d = one(check(text), "RL421")
     assert [n.split(" at ")[0] for n in d.notes] == [
         "breaking: input `user_id` changes type from int64 to string",
@@ -146,7 +146,7 @@ def test_zero_major_minor_bump_may_break_like_cargo() -> None:
     text = sub(sub(BASE, "ranker 1.4.2", "ranker 0.4.2"), "ranker 1.5.0", "ranker 0.5.0")
     text = sub(text, SIG, two_signatures("in user_id: int64  out scores: list<float32>",
                                          "in user_id: string  out scores: list<float32>"))
-    text = sub(text, "psi(scores)", "psi(user_id)")
+    text = sub(text, "psi(scores) < 0.2   every 30m", "psi(user_id) < 0.2, vs training, every 30m")
     codes = [d.code for d in check(text)]
     assert "RL421" not in codes
     assert codes == ["RL423"]  # but it is a major change: it needs a preview
@@ -198,7 +198,7 @@ def test_rl424_consumer_without_adapter_breaks() -> None:
     d = one(check(text), "RL424")
     assert d.message == "consumer `search-ranker` expects `embedding` with 256 dimensions but the candidate outputs 384"
     assert at(d) == pos(text, "search-ranker  expects")
-    assert d.notes == ("the stable model outputs 256",)
+    assert d.notes == ("the stable model outputs 256", "the candidate answers it from promotion")
     assert "adapter" in d.help and "`search-ranker expects embedding 384`" in d.help
 
 

@@ -151,11 +151,12 @@ def check_artifacts(ctx: CheckContext) -> Iterable[Diagnostic]:
                                     f'`image "{ci_image.image}" @ {_EXAMPLE_DIGEST}`'))
 
     if stable is not None and candidate is not None:
-        out.extend(_compare_models(stable, candidate))
+        out.extend(_compare_models(stable, candidate, rollout.revert))
     return out
 
 
-def _compare_models(stable: ir.ModelVersion, candidate: ir.ModelVersion) -> Iterator[Diagnostic]:
+def _compare_models(stable: ir.ModelVersion, candidate: ir.ModelVersion,
+                    revert: ir.Revert | None) -> Iterator[Diagnostic]:
     sd = stable.pin.digest if stable.pin else None
     cd = candidate.pin.digest if candidate.pin else None
     if sd is not None and cd is not None and sd == cd:
@@ -172,11 +173,17 @@ def _compare_models(stable: ir.ModelVersion, candidate: ir.ModelVersion) -> Iter
                         notes=(f"the stable model is {stable.version} at {stable.version_span}",),
                         help="give the candidate a new version: a patch, minor or major bump of "
                              f"{stable.version}, by what changed")
-        elif order < 0:
+        elif order < 0 and revert is None:
             yield warning("RL407", f"candidate {candidate.version} is older than stable {stable.version}",
                           candidate.version_span, label="a downgrade",
-                          help="if the older model is meant to replace the newer one, release it under a new "
-                               "version; otherwise check the two versions are not swapped")
+                          help="to go back to the previous version on purpose, say so: `revert \"why\"`; "
+                               "otherwise check the two versions are not swapped")
+        elif order > 0 and revert is not None:
+            yield error("RL410", f"a revert goes back to an older version, but candidate {candidate.version} is "
+                        f"newer than stable {stable.version}", candidate.version_span,
+                        label="not the previous version", notes=(f"`revert` at {revert.span}",),
+                        help="the candidate of a revert is the version to go back to: swap the two models, or drop "
+                             "`revert` to roll out a new version")
     elif stable.version == candidate.version:
         yield error("RL405", f"the candidate has the stable model's version {candidate.version}",
                     candidate.version_span, help="give the candidate a new version")

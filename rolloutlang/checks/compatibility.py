@@ -21,6 +21,7 @@ from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.checks.artifacts import compare_semver
 from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, warning
+from rolloutlang.plan import Plan
 from rolloutlang.source import Span
 
 Bump = Literal["major", "minor", "patch", "prerelease", "none", "downgrade"]
@@ -105,6 +106,10 @@ def _next_minor(v: ir.SemVer) -> str:
     return f"{v.major}.{v.minor + 1}.0"
 
 
+def keyword_span(strategy: ir.Canary | ir.BlueGreen | ir.Rolling) -> Span:
+    return strategy.span.head(len(strategy.kind))
+
+
 def _has_preview(rollout: ir.Rollout) -> bool:
     if rollout.shadow is not None:
         return True
@@ -136,7 +141,7 @@ def check_compatibility(ctx: CheckContext) -> Iterable[Diagnostic]:
     if stable.semver is not None and candidate.semver is not None:
         out.extend(_version_rules(rollout, stable, candidate, changes))
     if sig_c is not None:
-        out.extend(_consumer_rules(rollout, sig_s, sig_c))
+        out.extend(_consumer_rules(rollout, ctx.plan, sig_s, sig_c))
     return out
 
 
@@ -163,6 +168,16 @@ def _version_rules(rollout: ir.Rollout, stable: ir.ModelVersion, candidate: ir.M
             notes=tuple(f"added: {c.text} at {c.span}" for c in additive),
             help=f"release the candidate as {_next_minor(stable.semver)}",
         )
+    if isinstance(rollout.strategy, ir.Rolling) and bump != "downgrade" and (breaking or bump == "major"):
+        what = breaking[0].text if breaking else f"a major version bump of {stable.version}"
+        yield error(
+            "RL409", f"a breaking change ({what}) is shipped by a rolling update", keyword_span(rollout.strategy),
+            label="old and new pods answer side by side",
+            notes=("until the last pod is replaced, and again on a rollback, each caller gets whichever shape the "
+                   "pod that answers it has", *(f"breaking: {c.text} at {c.span}" for c in breaking[1:])),
+            help="switch everyone at once after a preview (`blue-green { preview for 2h, promote manual }`), or "
+                 "ramp a canary and move each consumer on its own switch (`via ... switch at ...`)",
+        )
     if bump == "major" and not _has_preview(rollout):
         notes = tuple(f"breaking: {c.text} at {c.span}" for c in breaking)
         yield error(
@@ -173,7 +188,10 @@ def _version_rules(rollout: ir.Rollout, stable: ir.ModelVersion, candidate: ir.M
         )
 
 
-def _consumer_rules(rollout: ir.Rollout, sig_s: ir.Signature | None, sig_c: ir.Signature) -> Iterator[Diagnostic]:
+def _consumer_rules(rollout: ir.Rollout, plan: Plan, sig_s: ir.Signature | None,
+                    sig_c: ir.Signature) -> Iterator[Diagnostic]:
+    """Both arms: what the candidate answers a consumer once it serves it, and what stable answers it before its
+    switch and after any rollback."""
     cand_out = {f.name: f for f in sig_c.outputs}
     stable_out = {f.name: f for f in sig_s.outputs} if sig_s is not None else {}
     for consumer in rollout.consumers:
@@ -183,7 +201,7 @@ def _consumer_rules(rollout: ir.Rollout, sig_s: ir.Signature | None, sig_c: ir.S
                 if consumer.adapter is None:
                     yield error(
                         "RL424", f"consumer `{consumer.name}` reads output `{consumer.output}`, which the "
-                        "candidate removes", consumer.span,
+                        "candidate removes", consumer.span, notes=(_candidate_from(plan, consumer),),
                         help=f"keep `{consumer.output}` in the candidate, or give `{consumer.name}` an adapter: "
                              f'`{consumer.name} expects {consumer.output} {consumer.expects_dim} adapter "NAME"`',
                     )
@@ -196,17 +214,51 @@ def _consumer_rules(rollout: ir.Rollout, sig_s: ir.Signature | None, sig_c: ir.S
                               "declare the output in the signature: `out NAME: vector<float32, 256>`"),
             )
             continue
-        dim = output_dimension(field.type)
-        if dim is None or dim == consumer.expects_dim or consumer.adapter is not None:
+        if consumer.adapter is not None:
             continue
+        dim = output_dimension(field.type)
         old = stable_out.get(consumer.output)
         old_dim = output_dimension(old.type) if old is not None else None
-        notes = (f"the stable model outputs {old_dim}",) if old_dim is not None and old_dim != dim else ()
-        yield error(
-            "RL424", f"consumer `{consumer.name}` expects `{consumer.output}` with {consumer.expects_dim} "
-            f"dimensions but the candidate outputs {dim}", consumer.span,
-            label=f"candidate: {field.type.render()}", notes=notes,
-            help=f'add an adapter (`{consumer.name} expects {consumer.output} {consumer.expects_dim} adapter '
-                 f'"{dim}-to-{consumer.expects_dim}"`) or update the consumer to read {dim} dimensions '
-                 f"(`{consumer.name} expects {consumer.output} {dim}`)",
-        )
+        if dim is not None and dim != consumer.expects_dim:
+            notes = (f"the stable model outputs {old_dim}",) if old_dim is not None and old_dim != dim else ()
+            yield error(
+                "RL424", f"consumer `{consumer.name}` expects `{consumer.output}` with {consumer.expects_dim} "
+                f"dimensions but the candidate outputs {dim}", consumer.span,
+                label=f"candidate: {field.type.render()}", notes=(*notes, _candidate_from(plan, consumer)),
+                help=f'add an adapter (`{consumer.name} expects {consumer.output} {consumer.expects_dim} adapter '
+                     f'"{dim}-to-{consumer.expects_dim}"`) or update the consumer to read {dim} dimensions '
+                     f"(`{consumer.name} expects {consumer.output} {dim}`)",
+            )
+        elif sig_s is not None and (old is None or (old_dim is not None and old_dim != consumer.expects_dim)):
+            has = f"answers it with {old_dim}" if old is not None else f"has no `{consumer.output}` output"
+            yield warning(
+                "RL411", f"consumer `{consumer.name}` reads the candidate's `{consumer.output}`, but stable {has}",
+                consumer.span, label="breaks on stable's answers",
+                notes=(_stable_until(plan, consumer),),
+                help=f"give it an adapter for stable's answers (`adapter \"{old_dim or 0}-to-"
+                     f"{consumer.expects_dim}\"`), or roll it back together with the model; a waiver "
+                     "(`# waive RL411: ...`) says so in the spec",
+            )
+
+
+def _candidate_from(plan: Plan, consumer: ir.Consumer) -> str:
+    """When the candidate starts answering a consumer: its switch, or the traffic split."""
+    if consumer.route is not None:
+        first = next((p for p in plan.phases if (consumer.name, "candidate") in p.consumers), None)
+        if first is None or (first.post_promotion and consumer.switch in (None, "promotion")):
+            return "its own route moves it to the candidate at promotion"
+        return f"its own route moves it to the candidate at `{first.name}`"
+    live = next((p for p in plan.phases if p.weight_percent > 0), None)
+    return (f"it follows the traffic split: the candidate answers it from `{live.name}` "
+            f"({live.weight_percent:g}%)" if live is not None else "the candidate answers it from promotion")
+
+
+def _stable_until(plan: Plan, consumer: ir.Consumer) -> str:
+    if consumer.route is not None:
+        first = next((p for p in plan.phases if (consumer.name, "candidate") in p.consumers), None)
+        if first is not None and first.index == 0:
+            return "stable answers it after any rollback"
+        where = f"`{first.name}`" if first is not None else "promotion"
+        return f"stable answers it until its switch at {where}, and after any rollback"
+    return "it follows the traffic split: stable answers its share of requests until promotion, and all of them " \
+           "after any rollback"

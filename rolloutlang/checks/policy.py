@@ -55,6 +55,8 @@ RULES: dict[str, str] = {
     "RL610": "only infrastructure gates",
     "RL611": "SLO gate too slow for its stage",
     "RL612": "gate triggers nothing",
+    "RL613": "live traffic with no latency or error-rate gate",
+    "RL614": "a hard SLO breach that only pauses or notifies",
 }
 
 
@@ -313,6 +315,7 @@ def _coverage(ctx: CheckContext, plan: Plan) -> Iterator[Diagnostic]:
         for name in rule.gates:
             acting.setdefault(name, set()).update(a.kind for a in rule.actions)
 
+    yield from _users_watched(rollout, plan)
     for gate in gates:
         site = gate_site(rollout, gate)
         if gate.name not in acting:
@@ -323,11 +326,14 @@ def _coverage(ctx: CheckContext, plan: Plan) -> Iterator[Diagnostic]:
             )
         if isinstance(gate, ir.SloGate | ir.DriftGate) and acting.get(gate.name, set()) & {"rollback", "pause"}:
             yield from _speed(plan, gate, site)
+        if isinstance(gate, ir.SloGate) and gate.signal in _HARD and gate.comparison == "threshold" \
+                and gate.name in acting and "rollback" not in acting[gate.name] and plan.rollback_gates():
+            yield from _soft_rule(rollout, gate)
 
 
 def _speed(plan: Plan, gate: ir.SloGate | ir.DriftGate, site: Span) -> Iterator[Diagnostic]:
     needs = gate.interval_s * gate.failure_limit
-    slow = [p for p in plan.pre_promotion
+    slow = [p for p in plan.phases
             if gate.name in p.gates and not p.open_ended and p.length_s > 0 and needs >= p.length_s
             and (p.weight_percent > 0 or p.shadow_percent > 0)]
     if not slow:
@@ -357,3 +363,48 @@ def _nicer_interval(stage_s: float, gate: ir.SloGate | ir.DriftGate) -> float:
         if interval * gate.failure_limit <= stage_s / 2:
             return interval
     return _NICE_INTERVALS[-1]
+
+
+# Signals users feel at once: a breach of their SLO is harm done now.
+_HARD = {"latency": "latency", "error_rate": "error-rate"}
+
+
+def _users_watched(rollout: ir.Rollout, plan: Plan) -> Iterator[Diagnostic]:
+    """Every phase that sends the candidate live traffic needs a latency or error-rate gate watching it."""
+    hard = {g.name for g in rollout.gates if isinstance(g, ir.SloGate) and g.signal in _HARD}
+    for ph in plan.phases:
+        if ph.weight_percent <= 0 or hard & set(ph.gates) or not plan.transitions_from(ph.id, "rollback"):
+            continue  # a phase nothing can roll back is RL317's (RL329 after promotion)
+        strategy = rollout.strategy
+        assert strategy is not None
+        span = ph.weight_span or (keyword_span(strategy.span, strategy.kind) if not ph.post_promotion
+                                  else ph.span.head(len(ph.kind)))
+        reason = ("no gate watches latency or errors" if not hard else
+                  f"{gate_list(sorted(hard, key=lambda n: [g.name for g in rollout.gates].index(n)))} "
+                  f"{'is' if len(hard) == 1 else 'are'} not evaluated there")
+        yield warning(
+            "RL613", f"{phase_noun(ph)} `{ph.name}` sends {ph.weight_percent:g}% of live traffic to the candidate, "
+            f"but {reason}", span, label="users are answered unwatched",
+            notes=("drift and business gates see a broken model late or not at all: a candidate that errors or "
+                   "times out hurts users first",),
+            help="watch what users feel at once: `gate errors: error rate < 0.5% every 1m, fail after 2` and "
+                 "`gate latency: p99 latency < 250ms every 1m, fail after 3`, with `on errors, latency fail: "
+                 "rollback now`",
+        )
+        return
+
+
+def _soft_rule(rollout: ir.Rollout, gate: ir.SloGate) -> Iterator[Diagnostic]:
+    """A hard SLO breached, and the rule only pauses or notifies: the candidate keeps hurting users meanwhile."""
+    rule = next(r for r in rollout.rules if gate.name in r.gates and r.event == "fail")
+    action = next((a for a in rule.actions if a.kind == "pause"), rule.actions[0] if rule.actions else None)
+    verb = "pauses" if any(a.kind == "pause" for a in rule.actions) else "notifies"
+    yield warning(
+        "RL614", f"gate `{gate.name}` fails when the candidate breaks its {_HARD[gate.signal]} SLO, but its rule only "
+        f"{verb}", action.span if action is not None and rule.origin is None else gate_site(rollout, gate),
+        label="the candidate keeps serving while someone looks",
+        notes=("a pause holds the candidate at its weight: users keep getting its slow or failed answers until a "
+               "person acts",),
+        help=f"roll back on a hard SLO: `on {gate.name} fail: rollback now` (keep `notify` so someone hears of it); "
+             "pause on what can wait, such as saturation",
+    )

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.checks.references import gate_site
-from rolloutlang.diagnostics import Diagnostic, error, warning
+from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, warning
 from rolloutlang.plan import compares_arms
 from rolloutlang.units import duration_text, format_duration, human_duration
 from rolloutlang.units import format_count as _count
@@ -60,6 +60,9 @@ RULES: dict[str, str] = {
     "RL516": "a rule on a gate that never passes decisively",
     "RL517": "`min samples` out of reach",
     "RL518": "more looks than a gate takes",
+    "RL519": "a gate whose comparison points the wrong way",
+    "RL520": "drift `vs stable` between shapes that differ",
+    "RL521": "a query no gate reads",
 }
 
 HOUR = 3600.0
@@ -210,6 +213,9 @@ def check_statistics(ctx: CheckContext) -> Iterable[Diagnostic]:
             gate_site(rollout, gates[0]),
             help="give the request rate: `traffic 12000 rps, diurnal 30%`",
         ))
+    out.extend(_direction(rollout))
+    out.extend(_shapes(rollout))
+    out.extend(_unused_queries(rollout))
     if rollout.strategy is None:
         return out  # RL319 asks for a strategy first
     plan: Plan = ctx.plan
@@ -264,12 +270,91 @@ def _no_split(rollout: ir.Rollout, gate: ir.AnyGate) -> Diagnostic:
         "blue-green": "a blue-green rollout never splits traffic",
         "rolling": "a rolling update has no stage with a fixed traffic split",
     }.get(kind or "", "no canary stage below 100% evaluates it")
-    what = {"business": "business gate", "srm": "sample-ratio gate"}.get(gate.kind, "gate")
+    what = {"business": "business gate", "srm": "sample-ratio gate", "drift": "drift gate"}.get(gate.kind, "gate")
+    if isinstance(gate, ir.DriftGate):
+        return warning(
+            "RL504", f"{why}: drift gate `{gate.name}` compares `{gate.target}` with stable's live traffic, but no "
+            "phase runs both versions at the same time", gate.reference_span or gate.target_span or gate.span,
+            label="`vs stable`" if gate.reference_span is not None else "`vs stable`, the default",
+            notes=("a distribution compared with another hour's, or another population's, drifts on its own",),
+            help="compare with the training data (`vs training`), or mirror traffic to the candidate first "
+                 "(`shadow 100% for 24h`), where both versions answer the same requests",
+        )
     return warning(
         "RL504", f"{why}: {what} `{gate.name}` has no stable arm to compare with", gate_site(rollout, gate),
         help="comparing gates need both versions serving: use a canary with stages below 100% "
              "(`canary { 5% for 6h  50% for 12h  100% }`), or gate this rollout on thresholds",
     )
+
+
+# Signals whose healthy side is low: a gate on them passes while the value is below its threshold.
+_LOW_IS_HEALTHY = {"latency": "latency", "error_rate": "errors", "saturation": "saturation"}
+
+
+def _direction(rollout: ir.Rollout) -> Iterator[Diagnostic]:
+    """A gate whose comparison points the wrong way passes while the signal is bad."""
+    for gate in rollout.gates:
+        if isinstance(gate, ir.SloGate) and gate.signal in _LOW_IS_HEALTHY and gate.op in (">", ">="):
+            signal = _LOW_IS_HEALTHY[gate.signal]
+            flipped = "<" if gate.op == ">" else "<="
+            what = "a change gate" if gate.comparison == "change" else "the gate"
+            verb = "are" if signal == "errors" else "is"
+            yield error(
+                "RL519", f"gate `{gate.name}` passes while {signal} {verb} high: `{gate.op}` points the wrong way "
+                f"for {signal}", gate.op_span or gate.span, label=f"the healthy side of {signal} is low",
+                notes=(f"{what} states the healthy side of its threshold, and fails when the value leaves it",),
+                help=f"write `{flipped}`: the gate passes while the value stays below the threshold",
+            )
+        elif isinstance(gate, ir.DriftGate) and gate.threshold is not None and gate.op in (">", ">="):
+            flipped = "<" if gate.op == ">" else "<="
+            yield error(
+                "RL519", f"gate `{gate.name}` passes while `{gate.target}` drifts: `{gate.op}` points the wrong way "
+                f"for {gate.statistic}", gate.op_span or gate.span, label="a drift statistic is healthy when small",
+                notes=(f"{gate.statistic} grows with the distance between the two distributions; the gate states "
+                       "the healthy side",),
+                help=f"write `{gate.statistic}({gate.target}) {flipped} {gate.threshold:g}`",
+            )
+
+
+def _shapes(rollout: ir.Rollout) -> Iterator[Diagnostic]:
+    """A drift gate `vs stable` on a field whose type differs between the versions compares apples and pears."""
+    sig_s, sig_c = rollout.signature_for("stable"), rollout.signature_for("candidate")
+    if sig_s is None or sig_c is None:
+        return
+    fields_s = {f.name: f for f in (*sig_s.inputs, *sig_s.outputs)}
+    fields_c = {f.name: f for f in (*sig_c.inputs, *sig_c.outputs)}
+    for gate in rollout.gates:
+        if not isinstance(gate, ir.DriftGate) or gate.reference != "stable":
+            continue
+        old, new = fields_s.get(gate.target), fields_c.get(gate.target)
+        if old is None or new is None or old.type.render() == new.type.render():
+            continue
+        yield error(
+            "RL520", f"drift gate `{gate.name}` compares `{gate.target}` across versions whose shapes differ: "
+            f"stable's is {old.type.render()}, the candidate's {new.type.render()}",
+            gate.target_span or gate.span, label="not the same quantity",
+            help="compare with the candidate's own training data (`vs training`), or watch a field both versions "
+                 "share",
+        )
+
+
+def _unused_queries(rollout: ir.Rollout) -> Iterator[Diagnostic]:
+    from rolloutlang.queries import read_names
+
+    source = rollout.metrics_source
+    if source is None:
+        return
+    read = read_names(rollout)
+    for q in source.queries:
+        if q.name in read:
+            continue
+        hint = did_you_mean(q.name, read)
+        yield warning(
+            "RL521", f"query `{q.name}` is not read by any gate", q.span.head(len("query")).to(q.span),
+            label="unused",
+            help=(hint + " (a query replaces the built-in of the same name); " if hint else "")
+            + f"gate on it (`gate {q.name}: query {q.name} < 0.5`) or remove it",
+        )
 
 
 # -- labels -----------------------------------------------------------------------------------------

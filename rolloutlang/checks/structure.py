@@ -17,7 +17,7 @@ from rolloutlang.checks.references import gate_site
 from rolloutlang.diagnostics import Diagnostic, error, warning
 from rolloutlang.plan import ROLLED_BACK, Phase, Plan, gate_list
 from rolloutlang.source import Span
-from rolloutlang.units import duration_text
+from rolloutlang.units import duration_text, format_count, human_duration
 from rolloutlang.units import format_percent as _pct
 
 # One line per code, for docs and SARIF rule descriptions.
@@ -38,6 +38,13 @@ RULES: dict[str, str] = {
     "RL323": "shadow `until` is not a stage weight",
     "RL324": "holdout on the candidate",
     "RL325": "route with a rolling update",
+    "RL326": "a ramp step too large for what the stages before it tried",
+    "RL327": "blue-green preview whose gates see no traffic",
+    "RL328": "approval while the candidate already serves everyone",
+    "RL329": "a bake nothing can roll back",
+    "RL330": "`scale down after` with a rolling update",
+    "RL331": "consumer switch without a route of its own",
+    "RL332": "consumer switched to the shadow",
 }
 
 
@@ -69,6 +76,8 @@ def check_structure(ctx: CheckContext) -> Iterable[Diagnostic]:
         out.extend(_blue_green(ctx, strategy))
     out.extend(_shadow(ctx, rollout.shadow, strategy))
     out.extend(_holdout(ctx, rollout.holdout))
+    out.extend(_after_promotion(rollout))
+    out.extend(_consumer_switches(rollout))
     if isinstance(strategy, ir.Rolling):
         for route in rollout.routes:
             out.append(warning(
@@ -79,6 +88,10 @@ def check_structure(ctx: CheckContext) -> Iterable[Diagnostic]:
             ))
     if strategy is not None:
         out.extend(_ways_back(ctx, ctx.plan))
+        out.extend(_ramp(rollout, ctx.plan))
+        out.extend(_waits_at_full(rollout, ctx.plan))
+        if isinstance(strategy, ir.BlueGreen):
+            out.extend(_blind_preview(rollout, ctx.plan))
     return out
 
 
@@ -270,4 +283,213 @@ def _ways_back(ctx: CheckContext, plan: Plan) -> Iterator[Diagnostic]:
             "RL317", f"{phase_noun(ph)} `{ph.name}` sends {_pct(ph.weight_percent)} of traffic to the candidate, "
             "but no gate can roll it back there", span, notes=tuple(notes), help=fix,
         )
+    bake = next((p for p in plan.phases if p.kind == "bake"), None)
+    if bake is not None and bake.length_s > 0 and not plan.transitions_from(bake.id, "rollback"):
+        assert rollout.bake is not None
+        after = [g.name for g in rollout.gates if g.from_stage == "holdout"]
+        yield warning(
+            "RL329", "nothing can roll the candidate back during the bake: no gate evaluated there rolls back",
+            rollout.bake.span.head(len("bake")), label="watches nothing",
+            notes=("a gate that compares the two versions stops at promotion unless written `from bake`; a gate "
+                   "on the candidate alone keeps running",) + ((f"{gate_list(after)} start after the bake",)
+                                                                 if after else ()),
+            help="keep an SLO gate running through it with a rule that rolls back: `gate errors: error rate < 0.5%` "
+                 "and `on errors fail: rollback now`",
+        )
 
+
+# -- after promotion, consumers ----------------------------------------------------------------------
+
+
+def _after_promotion(rollout: ir.Rollout) -> Iterator[Diagnostic]:
+    bake = rollout.bake
+    if bake is not None and bake.duration_s == 0:
+        yield error("RL312", "a bake of 0s watches nothing after the switch", bake.duration_span,
+                    help="bake long enough for the gates to look at the candidate under all traffic: `bake for 2h`")
+    scale = rollout.scale_down
+    if scale is not None and isinstance(rollout.strategy, ir.Rolling):
+        yield warning(
+            "RL330", "a rolling update replaces the stable pods as it goes: nothing is left to scale down later",
+            scale.span.head(len("scale down after")),
+            help="remove `scale down after`; to keep the old version up for a fast switch back, use a canary or "
+                 "`blue-green { ... }` with `bake for 2h`",
+        )
+
+
+def _consumer_switches(rollout: ir.Rollout) -> Iterator[Diagnostic]:
+    for c in rollout.consumers:
+        if c.switch is None:
+            continue
+        span = c.switch_span or c.span
+        if c.route is None:
+            yield error(
+                "RL331", f"consumer `{c.name}` has no route of its own, so it cannot switch on its own", span,
+                label="needs `via`",
+                help=f'say how its requests are recognised: `{c.name} expects {c.output} {c.expects_dim} via header '
+                     f'"x-caller" = "{c.name}" switch at {c.switch}`; without `via` it follows the traffic split',
+            )
+        elif c.switch == "shadow":
+            yield error(
+                "RL332", f"consumer `{c.name}` would switch to the shadow, whose answers are discarded", span,
+                help="switch it at a phase whose answers reach callers: a stage, `preview`, `bake` or `promotion`",
+            )
+
+
+# -- the size of each step ------------------------------------------------------------------------------
+
+
+def _reaction(plan: Plan, gate_name: str, phase: Phase) -> float | None:
+    """How soon after a phase starts a rollback gate evaluated there can roll a regression back, or None."""
+    gate = plan.rollout.gate(gate_name)
+    waits = [a.after_s or 0.0 for r in plan.rollout.rules if gate_name in r.gates and r.event == "fail"
+             for a in r.actions if a.kind == "rollback"]
+    if gate is None or not waits:
+        return None
+    if isinstance(gate, ir.JobGate):
+        if gate.interval_s is None:
+            return None  # it runs once, as the phase begins: it does not watch the phase
+        delay = gate.interval_s * gate.failure_limit
+    elif isinstance(gate, ir.SloGate | ir.DriftGate):
+        delay = gate.interval_s * gate.failure_limit
+    elif gate.interval_s is not None:
+        delay = gate.interval_s
+    else:
+        delay = phase.length_s  # a look at the end of the stage
+    return delay + min(waits) if delay > 0 else None
+
+
+def _fastest_reaction(plan: Plan, phase: Phase) -> tuple[float, str] | None:
+    found = [(t, g) for g in phase.gates if (t := _reaction(plan, g, phase)) is not None]
+    return min(found) if found else None
+
+
+_NICE_WEIGHTS = (50.0, 25.0, 20.0, 10.0, 5.0, 2.0, 1.0, 0.5)
+
+
+def _ramp(rollout: ir.Rollout, plan: Plan) -> Iterator[Diagnostic]:
+    """A stage may risk no more than the stages before it have tried out.
+
+    Before its fastest gate can roll a regression back, a stage at weight w
+    serves w x that reaction time of all traffic; the stages before it served
+    the candidate sum(w_i x d_i) while their gates watched.  A step that risks
+    more than that, or a canary that starts at 100%, is too large.  A revert
+    goes back to a known version and switches at once by design; after a
+    stage that waits for a person, what was tried is not known.
+    """
+    if rollout.revert is not None:
+        return
+    stages = [p for p in plan.pre_promotion if p.kind == "canary"]
+    tried = 0.0
+    for i, ph in enumerate(stages):
+        span = ph.weight_span or ph.span
+        if i == 0:
+            if ph.weight_percent >= 100:
+                yield warning(
+                    "RL326", "the canary starts at 100%: no stage tries the candidate on a share of traffic first",
+                    span, label="everyone at once",
+                    help="start small and widen: `canary { 5% for 1h  25% for 2h  100% }`; to switch everything at "
+                         "once on purpose, `blue-green { preview for 1h }` previews it first",
+                )
+            tried += ph.weight_percent / 100.0 * ph.length_s
+            continue
+        prev = stages[i - 1]
+        if any(p.open_ended or p.length_s == 0 or p.weight_percent == 0 for p in stages[:i]):
+            return  # what a stage of no fixed length tried is unknown (a person decides); RL312, RL314 say the rest
+        fastest = _fastest_reaction(plan, ph)
+        if fastest is not None and ph.weight_percent > prev.weight_percent:
+            react, gate = fastest
+            risk = ph.weight_percent / 100.0 * react
+            if risk > tried * (1 + 1e-9):
+                yield _too_large(ph, prev, stages[:i], risk, tried, react, gate, plan)
+        tried += ph.weight_percent / 100.0 * ph.length_s
+
+
+def _too_large(ph: Phase, prev: Phase, before: list[Phase], risk: float, tried: float, react: float, gate: str,
+               plan: Plan) -> Diagnostic:
+    def share(seconds: float) -> str:
+        requests = f" (about {format_count(seconds * plan.rate_rps)} requests)" if plan.rate_rps else ""
+        return f"{human_duration(seconds)} of all traffic{requests}"
+
+    earlier = ", ".join(f"`{p.name}` {_pct(p.weight_percent)} for {duration_text(p.length_s)}" for p in before)
+    # A stage in between that the tries so far cover, long enough to cover the step after it.
+    middle = next((w for w in _NICE_WEIGHTS if prev.weight_percent < w < ph.weight_percent
+                   and w / 100.0 * react <= tried), None)
+    fixes = []
+    if middle is not None:
+        need = _round_up((risk - tried) / (middle / 100.0))
+        fixes.append(f"add a stage in between, e.g. `{_pct(middle)} for {duration_text(need)}`")
+    if prev.weight_percent > 0:
+        longer = _round_up(prev.length_s + (risk - tried) / (prev.weight_percent / 100.0))
+        fixes.append(f"make `{prev.name}` last {duration_text(longer)}")
+    return warning(
+        "RL326", f"stage `{ph.name}` jumps from {_pct(prev.weight_percent)} to {_pct(ph.weight_percent)}: before "
+        f"`{gate}` can roll a regression back, it serves {share(risk)}, more than all earlier stages served the "
+        f"candidate ({share(tried)})", ph.weight_span or ph.span, label="too large a step",
+        notes=(f"earlier stages: {earlier}",
+               f"at {_pct(ph.weight_percent)}, `{gate}` needs {duration_text(react)} to roll back; a stage should "
+               "risk no more than the stages before it have tried out"),
+        help=", or ".join(fixes),
+    )
+
+
+def _round_up(seconds: float) -> float:
+    """A stage length to write: whole minutes up to 2h, then whole hours."""
+    import math
+
+    if seconds <= 2 * 3600:
+        return max(math.ceil(seconds / 60.0 - 1e-9), 1) * 60.0
+    return math.ceil(seconds / 3600.0 - 1e-9) * 3600.0
+
+
+# -- approvals, previews, bakes -----------------------------------------------------------------------
+
+
+def _waits_at_full(rollout: ir.Rollout, plan: Plan) -> Iterator[Diagnostic]:
+    """An approval that waits while the candidate already serves everyone guards nothing but the clock."""
+    pre = plan.pre_promotion
+    for i, ph in enumerate(pre):
+        if not ph.approval or ph.weight_percent < 100:
+            continue
+        last = i == len(pre) - 1
+        approvals = [a for a in rollout.approvals if a.what == ph.name or (last and a.what == "promotion")]
+        stage = ph.stage
+        if stage is not None and (stage.until_approved or stage.hold):
+            span = stage.end_span or stage.span
+        elif approvals:
+            span = approvals[0].span
+        else:
+            span = ph.span
+        earlier = next((p for p in reversed(pre[:i]) if p.weight_percent > 0), None)
+        if ph.kind == "rolling":
+            what = "the rolling update waits for an approval once every pod already runs the candidate"
+            fix = ("a rolling update serves everyone before anyone can approve: to approve before that, use a canary "
+                   "(`canary { 10% until approved  100% }`); to watch it after the switch, `bake for 2h`")
+        else:
+            what = f"{phase_noun(ph)} `{ph.name}` waits for an approval while the candidate already serves 100%"
+            fix = (f"approve before the candidate serves everyone: `approve {earlier.name} by ...`" if earlier
+                   else "approve a stage below 100%")
+            fix += ", and watch the candidate at 100% with `bake for 2h`"
+        yield warning("RL328", what, span, label="guards nothing: the candidate already serves everyone",
+                      notes=("an approval is worth what it holds back; here every request is already the "
+                             "candidate's",), help=fix)
+
+
+def _blind_preview(rollout: ir.Rollout, plan: Plan) -> Iterator[Diagnostic]:
+    """A blue-green preview that no request reaches: its gates have nothing to measure."""
+    preview = next((p for p in plan.phases if p.kind == "preview"), None)
+    if preview is None or not preview.gates or (preview.length_s == 0 and not preview.open_ended):
+        return
+    to_candidate = any(r.target == "candidate" for r in rollout.routes) or any(
+        role == "candidate" for _, role in preview.consumers)
+    if to_candidate:
+        return
+    strategy = rollout.strategy
+    assert isinstance(strategy, ir.BlueGreen)
+    yield warning(
+        "RL327", f"no request reaches the candidate during the preview, so {gate_list(list(preview.gates))} "
+        "measure nothing there", strategy.preview_span or keyword_span(strategy.span, "preview"),
+        label="the preview gets no traffic",
+        notes=("a gate with no data is inconclusive: the preview pauses instead of passing",),
+        help='send testers to it: `route header "x-ml-preview" = "true" to candidate`, or move a consumer on its own '
+             'switch (`via ... switch at preview`)',
+    )
