@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from rolloutlang import ir
@@ -20,6 +21,7 @@ from rolloutlang.checks import CheckContext, check_rollout
 from rolloutlang.checks.statistics import change_text, context_gate_plans, pct
 from rolloutlang.diagnostics import Diagnostic, count_text
 from rolloutlang.plan import Phase, Plan, build_plan
+from rolloutlang.source import SourceFile
 from rolloutlang.units import duration_text, format_percent
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ def explain_program(program: Program, simulation: Options | None = None) -> str:
     findings = list(program.diagnostics)
     if not program.has_errors:
         findings += [d for ctx in contexts for d in check_rollout(ctx)]
+    findings = program.waive(findings)
     findings.sort(key=lambda d: d.sort_key())
     parts = []
     for rollout, ctx, mine in zip(rollouts, contexts, _findings_by_rollout(findings, rollouts), strict=True):
@@ -104,12 +107,17 @@ def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = (),
             from rolloutlang.stats.gates import context_gate_plans as gate_plans
 
             plans = gate_plans(rollout, plan)
+    sources = context.program.sources if context is not None else {}
     lines: list[str] = [_title(rollout), ""]
     lines.extend(_summary(rollout, plan))
     lines.append("")
     lines.extend(_phases(plan))
     lines.append("")
-    lines.extend(_gates(rollout, plan))
+    lines.extend(_gates(rollout, plan, sources))
+    for section in (_hooks(rollout, plan), _consumers(rollout, plan)):
+        if section:
+            lines.append("")
+            lines.extend(section)
     lines.append("")
     lines.extend(_power(rollout, plan, plans))
     lines.append("")
@@ -132,7 +140,8 @@ def _title(rollout: ir.Rollout) -> str:
         models = f"{stable.name} {stable.version} → {candidate.version}"
     else:
         models = f"{_model_text(stable)} → {_model_text(candidate)}"
-    return f"## Rollout `{rollout.name}`: {_cell(models)}"
+    kind = "Revert" if rollout.revert is not None else "Rollout"
+    return f"## {kind} `{rollout.name}`: {_cell(models)}"
 
 
 def _strategy_text(rollout: ir.Rollout) -> str:
@@ -155,9 +164,21 @@ def _strategy_text(rollout: ir.Rollout) -> str:
     if rollout.shadow is not None and rollout.shadow.alongside_canary:
         until = f" until {rollout.shadow.until_percent:g}%" if rollout.shadow.until_percent is not None else ""
         text += f", mirroring {rollout.shadow.percent:g}% alongside the canary{until}"
+    after = []
+    if rollout.bake is not None:
+        kept = "the stable version kept up for an instant switch back" if not isinstance(s, ir.Rolling) else \
+            "the stable pods already replaced"
+        after.append(f"a {duration_text(rollout.bake.duration_s)} bake at 100%, gates running, {kept}")
     if rollout.holdout is not None:
         h = rollout.holdout
-        text += f"; after promotion, {h.percent:g}% stays on {h.role} for {duration_text(h.duration_s)}"
+        after.append(f"{h.percent:g}% stays on {h.role} for {duration_text(h.duration_s)}")
+    if after:
+        text += "; after promotion, " + ", then ".join(after)
+    scale = rollout.scale_down.after_s if rollout.scale_down is not None else (
+        s.scale_down_delay_s if isinstance(s, ir.BlueGreen) else None)
+    if scale is not None:
+        when = "the bake" if rollout.bake is not None else "promotion"
+        text += f"; the old version keeps running {duration_text(scale)} after {when}"
     return text[0].upper() + text[1:] + "."
 
 
@@ -170,13 +191,22 @@ def _summary(rollout: ir.Rollout, plan: Plan) -> list[str]:
     lines = []
     if facts:
         lines.extend([", ".join(facts), ""])
+    if rollout.revert is not None:
+        why = f": {_cell(rollout.revert.reason)}" if rollout.revert.reason else ""
+        lines.extend([f"A revert to the previous version, on purpose{why}.", ""])
     lines.append(_strategy_text(rollout))
     lines.append("")
-    timing = f"Promotion after {duration_text(plan.min_duration_s)}"
+    waiting = [p for p in plan.pre_promotion if p.open_ended]
     if plan.max_duration_s is None:
-        waiting = [p.name for p in plan.pre_promotion if p.open_ended]
-        timing += f" at the earliest; no upper bound ({', '.join(f'`{w}`' for w in waiting)} "
-        timing += "waits)" if len(waiting) == 1 else "wait)"
+        names = ", ".join(f"`{p.name}`" for p in waiting)
+        people = " and ".join(dict.fromkeys(_waits_for(p) for p in waiting))
+        if plan.min_duration_s > 0:
+            timing = f"Promotion after {duration_text(plan.min_duration_s)} at the earliest, then when {names} " \
+                     f"{'is' if len(waiting) == 1 else 'are'} done: no upper bound ({people})"
+        else:
+            timing = f"Promotion when {names} {'is' if len(waiting) == 1 else 'are'} done: no fixed time ({people})"
+    else:
+        timing = f"Promotion after {duration_text(plan.min_duration_s)}"
     timing += "."
     if plan.rate_rps is not None:
         timing += f" Traffic model: {_count(plan.rate_rps)} requests/s on average."
@@ -185,6 +215,17 @@ def _summary(rollout: ir.Rollout, plan: Plan) -> list[str]:
     lines.append(timing)
     lines.extend(["", _split_text(rollout)])
     return lines
+
+
+def _waits_for(phase: Phase) -> str:
+    """What an open-ended phase waits for, in a few words."""
+    if phase.hold:
+        return "a person promotes"
+    if phase.approval:
+        return "a person approves"
+    if phase.kind == "rolling":
+        return "the pods take as long as they take"
+    return "no duration"
 
 
 def _split_text(rollout: ir.Rollout) -> str:
@@ -265,8 +306,45 @@ def _phases(plan: Plan) -> list[str]:
 # -- gates ---------------------------------------------------------------------------------------
 
 
-def describe_gate(gate: ir.AnyGate) -> str:
-    """The gate's condition and options, written back in the language's own words."""
+def describe_gate(gate: ir.AnyGate, written: str | None = None) -> str:
+    """The gate's condition and every option, in the language's own words.
+
+    ``written`` is the gate as its spec writes it (units as written); without it the line is rebuilt from the
+    IR.  The options the spec leaves to their defaults follow, so a reviewer sees every one that applies.
+    """
+    text = written if written is not None else _rebuilt(gate)
+    defaults = [option for words, option in _defaults(gate) if not re.search(rf"(^|,\s*|\s){words}\b", text)]
+    return text + (f" (by default: {', '.join(defaults)})" if defaults else "")
+
+
+def _defaults(gate: ir.AnyGate) -> list[tuple[str, str]]:
+    """(the words that say an option, the option at its default) for each option the gate has."""
+    if isinstance(gate, ir.SloGate):
+        return [("every", "every 1m"), ("fail after", "fail after 1")]
+    if isinstance(gate, ir.DriftGate):
+        out = [("every", "every 1h"), ("fail after", "fail after 1"), ("vs", "vs stable")]
+        if gate.statistic in ("psi", "kl", "js"):
+            out.append(("bins", "bins 10"))
+        if gate.statistic == "adwin":
+            out.append(("delta", "delta 0.002"))
+        return out
+    if isinstance(gate, ir.SrmGate):
+        return [("alpha", "alpha 0.1%"), ("every", "every 1h")]
+    if isinstance(gate, ir.JobGate):
+        out = [("timeout", f"timeout {duration_text(ir.DEFAULT_TIMEOUT_S)}")]
+        if gate.interval_s is None:
+            out.append(("every", "once, as its phase begins"))
+        return out
+    out = [("power", "power 80%"),
+           ("sequential|fixed|msprt|bayesian", "sequential obrien-fleming"),
+           ("alpha", "alpha 5%" if gate.alpha is None else f"alpha {format_percent(gate.alpha * 100)}"),
+           ("one-sided|two-sided", "one-sided"), ("analysis", "analysis arrived"),
+           ("every", "a look at the end of each stage")]
+    return out
+
+
+def _rebuilt(gate: ir.AnyGate) -> str:
+    """The gate's line rebuilt from the IR, for a gate whose source text is not at hand."""
     opts: list[str] = []
     if isinstance(gate, ir.SloGate):
         cond = _slo_condition(gate)
@@ -277,8 +355,7 @@ def describe_gate(gate: ir.AnyGate) -> str:
         if gate.sd is not None:
             opts.append(f"sd {gate.sd:g}")
         opts.append(f"every {duration_text(gate.interval_s)}")
-        if gate.failure_limit > 1:
-            opts.append(f"fail after {gate.failure_limit}")
+        opts.append(f"fail after {gate.failure_limit}")
         if gate.min_samples is not None:
             opts.append(f"min samples {gate.min_samples}")
     elif isinstance(gate, ir.DriftGate):
@@ -288,12 +365,24 @@ def describe_gate(gate: ir.AnyGate) -> str:
         elif gate.delta is not None:
             cond += f", delta {gate.delta:g}"
         opts.append(f"every {duration_text(gate.interval_s)}")
-        if gate.failure_limit > 1:
-            opts.append(f"fail after {gate.failure_limit}")
+        opts.append(f"fail after {gate.failure_limit}")
         opts.append(f"vs {gate.reference}")
+        if gate.statistic in ("psi", "kl", "js"):
+            opts.append(f"bins {gate.bins}")
+        if gate.min_samples is not None:
+            opts.append(f"min samples {gate.min_samples}")
     elif isinstance(gate, ir.SrmGate):
         cond = "srm"
         opts.extend([f"alpha {format_percent(gate.alpha * 100)}", f"every {duration_text(gate.interval_s)}"])
+        if gate.min_samples is not None:
+            opts.append(f"min samples {gate.min_samples}")
+    elif isinstance(gate, ir.JobGate):
+        cond = f'run "{gate.command}"' if gate.command is not None else f'call "{gate.url}"'
+        if gate.field is not None and gate.op is not None and gate.threshold is not None:
+            cond += f' json "{gate.field}" {gate.op} {gate.threshold:g}'
+        opts.append(f"timeout {duration_text(gate.timeout_s)}")
+        if gate.interval_s is not None:
+            opts.extend([f"every {duration_text(gate.interval_s)}", f"fail after {gate.failure_limit}"])
     else:
         cond = f"{gate.metric} change {gate.op} {change_text(gate, gate.margin)}"
         opts.append("fail if shown harmful" if gate.hypothesis == "harm" else "pass if shown non-inferior")
@@ -304,19 +393,36 @@ def describe_gate(gate: ir.AnyGate) -> str:
         opts.append(test)
         if gate.alpha is not None:
             opts.append(f"alpha {format_percent(gate.alpha * 100)}")
-        if gate.sided == "two":
-            opts.append("two-sided")
+        opts.append("two-sided" if gate.sided == "two" else "one-sided")
         if gate.futility:
             opts.append("futility")
         if gate.tau is not None:
             opts.append(f"tau {change_text(gate, gate.tau).split()[0].lstrip('+')}")
-        if gate.analysis != "arrived":
-            opts.append(f"analysis {gate.analysis}")
+        opts.append(f"analysis {gate.analysis}")
         if gate.interval_s is not None:
             opts.append(f"every {duration_text(gate.interval_s)}")
     if gate.from_stage is not None:
         opts.append(f"from {gate.from_stage}")
     return ", ".join([cond, *opts])
+
+
+# A string, or a comment to drop: the gate's source text without its comments.
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+
+
+def written_gate(gate: ir.AnyGate, sources: Mapping[str, SourceFile]) -> str | None:
+    """The gate's condition and options as its spec writes them (comments dropped, blanks collapsed)."""
+    src = sources.get(gate.span.file)
+    if src is None or not 1 <= gate.span.line <= src.line_count:
+        return None
+    text = src.text[src.offset(gate.span.line, gate.span.col):src.offset(gate.span.end_line, gate.span.end_col)]
+    text = _STRING_OR_COMMENT.sub(lambda m: m.group() if m.group().startswith('"') else "", text)
+    m = re.match(r"gate\s+[A-Za-z0-9_-]+\s*:\s*", text)
+    if m is None:
+        return None
+    # Collapse blanks outside strings; a string keeps its own.
+    parts = re.split(r'("(?:[^"\\\n]|\\.)*")', text[m.end():])
+    return "".join(p if p.startswith('"') else re.sub(r"\s+", " ", p) for p in parts).strip().replace(" ,", ",")
 
 
 def _slo_value(gate: ir.SloGate, value: float) -> str:
@@ -353,21 +459,23 @@ def _action_text(action: ir.Action) -> str:
             return f"rollback after {duration_text(action.after_s)}"
         return "rollback"
     if action.kind == "notify":
-        return f"notify {action.channel}"
+        return f'notify "{action.channel}"'
     return action.kind
 
 
 def _triggers(rollout: ir.Rollout, gate: str) -> str:
-    rules = [", ".join(_action_text(a) for a in r.actions) for r in rollout.rules if gate in r.gates]
+    rules = [("on pass: " if r.event == "pass" else "") + ", ".join(_action_text(a) for a in r.actions)
+             for r in rollout.rules if gate in r.gates]
     return "; ".join(rules) if rules else "nothing"
 
 
 def _ranges(plan: Plan, ids: Sequence[str]) -> str:
-    pre = plan.pre_promotion
     if not ids:
         return "no phase"
-    if list(ids) == [p.id for p in pre]:
+    if list(ids) == [p.id for p in plan.phases]:
         return "every phase"
+    if list(ids) == [p.id for p in plan.pre_promotion]:
+        return "every phase before promotion"
     names = [plan.phase(i).name for i in ids]
     indices = [plan.phase(i).index for i in ids]
     if len(ids) > 2 and indices == list(range(indices[0], indices[0] + len(indices))):
@@ -380,30 +488,80 @@ def _earliest(plan: Plan, gate: str) -> str:
     if bound is None:
         return "–"
     if bound.rollback_s is None:
-        return "not before promotion"
+        return "never, in this plan"
     text = f"at {duration_text(bound.rollback_s)}"
     if plan.rate_rps is not None:
         text += f", after {_count(bound.weighted_s() * plan.rate_rps)} candidate requests"
     return text
 
 
-def _gates(rollout: ir.Rollout, plan: Plan) -> list[str]:
+def _gates(rollout: ir.Rollout, plan: Plan, sources: Mapping[str, SourceFile]) -> list[str]:
     lines = ["### Gates", ""]
     if not rollout.gates:
         lines.append("No gates: the plan promotes on time alone.")
         return lines
     lines.extend(["| gate | kind | condition | evaluated in | on failure | earliest rollback |",
                   "|---|---|---|---|---|---|"])
-    kinds = {"slo": "SLO", "drift": "drift", "business": "business", "srm": "sample ratio"}
+    kinds = {"slo": "SLO", "drift": "drift", "business": "business", "srm": "sample ratio", "job": "job"}
     for gate in rollout.gates:
         origin = f" (from `{gate.origin}`)" if gate.origin else ""
-        lines.append(f"| `{gate.name}`{origin} | {kinds[gate.kind]} | {_cell(describe_gate(gate))} | "
+        condition = describe_gate(gate, written_gate(gate, sources))
+        lines.append(f"| `{gate.name}`{origin} | {kinds[gate.kind]} | {_cell(condition)} | "
                      f"{_ranges(plan, plan.gate_phases.get(gate.name, ()))} | {_cell(_triggers(rollout, gate.name))} | "
                      f"{_earliest(plan, gate.name)} |")
     lines.append("")
     lines.append("Earliest rollback: the first moment the gate can fail (`every` × `fail after`, or its first "
                  "look) plus any confirmation wait, and the candidate requests served until then.")
     return lines
+
+
+_HOOK_POINT_TEXT = {"before-traffic": "before traffic moves", "after-promotion": "after promotion",
+                    "on-rollback": "on a rollback"}
+
+
+def _hooks(rollout: ir.Rollout, plan: Plan) -> list[str]:
+    if not rollout.pipeline:
+        return []
+    lines = ["### Hooks", "", "| hook | runs | timeout | command |", "|---|---|---|---|"]
+    for hook in rollout.pipeline:
+        if hook.phase is not None:
+            when = f"at the {'start' if hook.point == 'phase-start' else 'end'} of `{hook.phase}`"
+        else:
+            when = _HOOK_POINT_TEXT[hook.point]
+        lines.append(f"| `{hook.name}` | {when} | {duration_text(hook.timeout_s)} | `{_code(hook.command)}` |")
+    lines.extend(["", "A hook that fails or outlasts its timeout stops the rollout where it is: before traffic, "
+                      "nothing is deployed; later, the rollout rolls back. A hook on rollback runs after the "
+                      "rollback."])
+    return lines
+
+
+def _consumers(rollout: ir.Rollout, plan: Plan) -> list[str]:
+    if not rollout.consumers:
+        return []
+    lines = ["### Consumers", "", "| consumer | reads | route | answered by | after a rollback |",
+             "|---|---|---|---|---|"]
+    for c in rollout.consumers:
+        reads = f"`{c.output}` as {c.expects_dim}" + (f", adapter `{_code(c.adapter)}`" if c.adapter else "")
+        if c.route is None:
+            route, served = "the traffic split", "stable and the candidate, by weight, until promotion"
+        else:
+            m = c.route
+            op = {"exact": "=", "regex": "~", "prefix": "^="}[m.match]
+            route = f'`{m.kind} "{_code(m.name)}" {op} "{_code(m.value)}"`'
+            first = next((p for p in plan.phases if (c.name, "candidate") in p.consumers), None)
+            if first is None:
+                served = "stable until promotion, then the candidate (its switch)"
+            elif first.index == 0:
+                served = "the candidate from the start (its switch)"
+            else:
+                served = f"stable, then the candidate from `{first.name}` (its switch)"
+        lines.append(f"| `{c.name}` | {reads} | {route} | {served} | stable |")
+    return lines
+
+
+def _code(text: str) -> str:
+    """Text safe inside inline code in a table cell."""
+    return _cell(text).replace("`", "'")
 
 
 # -- power ---------------------------------------------------------------------------------------
@@ -554,14 +712,16 @@ def _false_rollback_text(frr: PlanFalseRollbacks) -> str:
 
 
 def _findings_section(findings: Iterable[Diagnostic]) -> list[str]:
-    items = list(findings)
+    found = list(findings)
+    items = [d for d in found if d.suppression is None]
+    waived = [d for d in found if d.suppression is not None]
     lines = ["### Findings", ""]
     if not items:
         lines.append("No errors or warnings.")
-        return lines
-    counts = count_text(items)
-    if counts:
-        lines.extend([counts + ":", ""])
+    else:
+        counts = count_text(items)
+        if counts:
+            lines.extend([counts + ":", ""])
     for d in items:
         where = f" at `{d.span}`" if d.span is not None else ""
         lines.append(f"- **{d.severity.value}** `{d.code}`{where}: {_inline(d.message)}")
@@ -569,6 +729,12 @@ def _findings_section(findings: Iterable[Diagnostic]) -> list[str]:
             lines.append(f"  - note: {_inline(note)}")
         if d.help:
             lines.append(f"  - help: {_inline(d.help)}")
+    if waived:
+        lines.extend(["", f"Waived in the spec ({len(waived)}):", ""])
+        for d in waived:
+            assert d.suppression is not None
+            where = f" at `{d.span}`" if d.span is not None else ""
+            lines.append(f"- `{d.code}`{where}: {_inline(d.message)}; waived: {_inline(d.suppression.justification)}")
     return lines
 
 

@@ -10,7 +10,7 @@ import pytest
 from rolloutlang import ir
 from rolloutlang.checks import run_checks
 from rolloutlang.cli import main
-from rolloutlang.explain import POWER_UNAVAILABLE, _cell, describe_gate, explain_program, explain_rollout
+from rolloutlang.explain import POWER_UNAVAILABLE, _cell, describe_gate, explain_program, explain_rollout, written_gate
 from rolloutlang.loader import Program, load, load_text
 from tests.helpers import RANKER_SPEC, demo_spec
 
@@ -24,7 +24,7 @@ CANARY = """
   }
   gate errors: error rate < 1% every 1m, fail after 2
   gate drift:  psi(score) < 0.2 every 10m
-  on errors fail: rollback after 5m
+  on errors fail: rollback after 3m
   on drift fail: pause, notify "#ml-alerts"
 """
 
@@ -90,14 +90,16 @@ def test_gate_table(ranker_md: str) -> None:
     gates = tables(section(ranker_md, "Gates"))[0]
     assert gates[0] == ["gate", "kind", "condition", "evaluated in", "on failure", "earliest rollback"]
     assert gates[2:] == [
-        ["`latency`", "SLO", "p99 latency < 250ms, every 5m, fail after 2", "every phase", "rollback now",
+        # as the spec writes them, units and all, and the options it leaves to their defaults
+        ["`latency`", "SLO", "p99 latency < 250ms every 5m, fail after 2", "every phase", "rollback now",
          "at 10m, after 0 candidate requests"],
-        ["`errors`", "SLO", "error rate < 0.5%, every 5m, fail after 2", "every phase", "rollback now",
+        ["`errors`", "SLO", "error rate < 0.5% every 5m, fail after 2", "every phase", "rollback now",
          "at 10m, after 0 candidate requests"],
-        ["`drift`", "drift", "psi(scores) < 0.2, every 1h, vs stable", "every phase",
-         "pause, notify #recs-ml-oncall", "–"],
-        ["`ctr`", "business", "ctr change > -1% relative, fail if shown harmful, power 80% at -3%, sequential "
-         "obrien-fleming, alpha 5%", "`stage-1` to `stage-4`", "rollback", "at 26h, after 864,000 candidate requests"],
+        ["`drift`", "drift", "psi(scores) < 0.2 every 1h (by default: fail after 1, vs stable, bins 10)",
+         "`shadow` to `stage-4`", 'pause, notify "#recs-ml-oncall"', "–"],
+        ["`ctr`", "business", "ctr change > -1% relative, fail if shown harmful, power 80% at -3%, alpha 5% (by "
+         "default: sequential obrien-fleming, one-sided, analysis arrived, a look at the end of each stage)",
+         "`stage-1` to `stage-4`", "rollback", "at 26h, after 864,000 candidate requests"],
     ]
 
 
@@ -146,7 +148,7 @@ def test_every_table_is_well_formed(ranker_md: str) -> None:
 
 def test_approval_stage_marks_lower_bounds_and_escapes_pipes() -> None:
     md = explain_program(load_text(demo_spec(CANARY), "spec.rollout"))
-    assert "Promotion after 1h at the earliest; no upper bound (`mpr` waits)." in md
+    assert "Promotion after 1h at the earliest, then when `mpr` is done: no upper bound (a person approves)." in md
     phases = tables(section(md, "Phases"))[0]
     assert phases[2:] == [
         ["1", "`stage-1`", "5%", "–", "1h", "0s", "18,000", "5%"],
@@ -154,11 +156,11 @@ def test_approval_stage_marks_lower_bounds_and_escapes_pipes() -> None:
         ["3", "`stage-3`", "100%", "–", "–", "≥ 1h", "≥ 18,000", "5%"],
     ]
     gates = tables(section(md, "Gates"))[0]
-    assert gates[2][4] == "rollback after 5m"
-    assert gates[3][4] == "pause, notify #ml-alerts"
+    assert gates[2][4] == "rollback after 3m"
+    assert gates[3][4] == 'pause, notify "#ml-alerts"'
     # A channel cannot hold `|` any more (RL291), but a table cell still escapes one.
     assert _cell("pause, notify #a|b") == "pause, notify #a\\|b"
-    assert gates[2][5] == "at 7m, after 2,100 candidate requests"
+    assert gates[2][5] == "at 5m, after 1,500 candidate requests"
     assert "No business gate: nothing to size." in md
     assert "No errors or warnings." in md
 
@@ -168,7 +170,7 @@ def test_no_traffic_model() -> None:
     assert "No traffic model: exposure is shown as a share of traffic only." in md
     phases = tables(section(md, "Phases"))[0]
     assert [row[6] for row in phases[2:]] == ["–", "–", "–"]
-    assert tables(section(md, "Gates"))[0][2][5] == "at 7m"
+    assert tables(section(md, "Gates"))[0][2][5] == "at 5m"
 
 
 BUSINESS = CANARY.replace("mpr: 50% until approved", "mpr: 50% for 2h") + """
@@ -213,21 +215,26 @@ def test_findings_list_errors_with_help() -> None:
                                "`stage-1` lasts 0s: no gate can look at it\n  - help: give the gates time")
 
 
+# Rebuilt from the IR (no source at hand): every option the gate has, its own or its default.
 @pytest.mark.parametrize(("gate", "text"), [
     ("gate g: p95 latency <= 1s every 30s, fail after 3", "p95 latency <= 1s, every 30s, fail after 3"),
-    ("gate g: saturation < 80%", "saturation < 80%, every 1m"),
-    ("gate g: adwin(score), delta 0.001, every 15m", "adwin(score), delta 0.001, every 15m, vs stable"),
+    ("gate g: saturation < 80%", "saturation < 80%, every 1m, fail after 1"),
+    ("gate g: adwin(score), delta 0.001, every 15m", "adwin(score), delta 0.001, every 15m, fail after 1, vs stable"),
     ("gate g: ctr change > -0.5% absolute, fail if shown harmful, power 90% at -1%, msprt, tau 0.2%, every 6h, "
      "from mpr",
-     "ctr change > -0.005 absolute, fail if shown harmful, power 90% at -0.01, msprt, tau 0.002, every 6h, "
-     "from mpr"),
+     "ctr change > -0.005 absolute, fail if shown harmful, power 90% at -0.01, msprt, one-sided, tau 0.002, "
+     "analysis arrived, every 6h, from mpr (by default: alpha 5%)"),
     ("gate g: ctr change > -1%, pass if shown non-inferior, sequential hsd(-4), two-sided, analysis matured",
      "ctr change > -1% relative, pass if shown non-inferior, power 80% at 0%, sequential hsd(-4), two-sided, "
-     "analysis matured"),
+     "analysis matured (by default: alpha 5%, a look at the end of each stage)"),
     ("gate g: p99 latency change < +10%, baseline 180ms, min samples 500",
-     "p99 latency change < +10%, baseline 180ms, every 1m, min samples 500"),
-    ("gate g: error rate change < +0.1% absolute", "error rate change < +0.1% absolute, every 1m"),
+     "p99 latency change < +10%, baseline 180ms, every 1m, fail after 1, min samples 500"),
+    ("gate g: error rate change < +0.1% absolute", "error rate change < +0.1% absolute, every 1m, fail after 1"),
     ("gate g: srm, every 30m", "srm, alpha 0.1%, every 30m"),
+    ('gate g: run "make parity", from mpr', 'run "make parity", timeout 30m, from mpr (by default: once, as its '
+     "phase begins)"),
+    ('gate g: call "https://load.example/r" json "p99" < 250, every 10m, fail after 2, timeout 2m',
+     'call "https://load.example/r" json "p99" < 250, timeout 2m, every 10m, fail after 2'),
 ])
 def test_describe_gate(gate: str, text: str) -> None:
     body = CANARY + "  metric ctr: binary, baseline 4%\n  " + gate + "\n  on g fail: pause\n"
@@ -235,6 +242,25 @@ def test_describe_gate(gate: str, text: str) -> None:
     g = rollout.gate("g")
     assert g is not None
     assert describe_gate(g) == text
+
+
+@pytest.mark.parametrize(("gate", "text"), [
+    # as written: the units, the order and the options of the spec; the defaults it leaves out follow
+    ("gate g: p99 latency < 0.25s   every 90s,\n          fail after 3  # a comment", "p99 latency < 0.25s every 90s, "
+     "fail after 3"),
+    ('gate g: run "a  b, # not a comment"', 'run "a  b, # not a comment" (by default: timeout 30m, once, as its phase '
+     "begins)"),
+    ("gate g: saturation < 80%", "saturation < 80% (by default: every 1m, fail after 1)"),
+])
+def test_explain_writes_gates_as_the_spec_does(gate: str, text: str) -> None:
+    body = CANARY + "  " + gate + "\n  on g fail: pause\n"
+    program = load_text(demo_spec(body), "spec.rollout")
+    (rollout,) = program.rollouts()
+    g = rollout.gate("g")
+    assert g is not None
+    assert describe_gate(g, written_gate(g, program.sources)) == text
+    md = explain_program(program)
+    assert _cell(text) in md
 
 
 def test_cli_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
