@@ -373,16 +373,59 @@ class Plan:
 
         graph = nx.MultiDiGraph(name=self.rollout.name)
         for ph in self.phases:
-            graph.add_node(ph.id, kind=ph.kind, phase=ph, label=ph.label)
+            graph.add_node(ph.id, kind=ph.kind, phase=ph, label=self.label(ph.id))
         for end in self.ends:
-            graph.add_node(end, kind="end", phase=None, label=END_LABELS[end])
+            graph.add_node(end, kind="end", phase=None, label=self.label(end))
         for t in self.transitions:
             graph.add_edge(t.source, t.target, key=t.key, transition=t, kind=t.kind, label=t.label)
         return graph
 
     def label(self, node: str) -> str:
-        """What a graph shows in a node: the phase's name and description, or the end's name."""
-        return END_LABELS[node] if node in END_LABELS else self.phase(node).label
+        """What a graph shows in a node: the phase's name and description, or the end's name, then one line per
+        note (:meth:`notes`)."""
+        head = END_LABELS[node] if node in END_LABELS else self.phase(node).label
+        return "\n".join([head, *self.notes(node)])
+
+    def notes(self, node: str) -> list[str]:
+        """What else happens at a node: the hooks run there, the consumers whose own switch moves them there, and
+        after promotion how long the old version stays up; on rollback, the hooks run then."""
+        hooks = self.rollout.pipeline
+        out: list[str] = []
+
+        def run(point: str, what: str, phase: str | None = None) -> None:
+            names = [h.name for h in hooks if h.point == point and (phase is None or h.phase == phase)]
+            if names:
+                out.append(f"{what}: {', '.join(names)}")
+
+        if node == ROLLED_BACK:
+            if any(c for c, _ in (self.phases[0].consumers if self.phases else ())):
+                out.append("consumers back on stable")
+            run("on-rollback", "then runs")
+            return out
+        if node == PAUSED:
+            return out
+        served_before: dict[str, str] = {}
+        index = len(self.phases) if node == PROMOTED else self.phase(node).index
+        if index > 0 and self.phases:
+            served_before = dict(self.phases[index - 1].consumers)
+        served = dict(self.phases[index].consumers) if index < len(self.phases) else {
+            name: "candidate" for name in served_before}
+        if node != PROMOTED:
+            ph = self.phase(node)
+            if index == 0:
+                run("before-traffic", "before traffic")
+            run("phase-start", "at start", ph.name)
+            run("phase-end", "at end", ph.name)
+        moved = [name for name, role in served.items() if role == "candidate" and served_before.get(name) != role]
+        out.extend(f"{name} switched to candidate" for name in moved)
+        if node == PROMOTED:
+            if self.scale_down_after_s is not None:
+                out.append(f"old version scaled down after {duration_text(self.scale_down_after_s)}")
+            if not any(p.post_promotion for p in self.phases):
+                run("after-promotion", "then runs")
+        elif self.phase(node).post_promotion and not any(p.post_promotion for p in self.phases[:index]):
+            run("after-promotion", "after promotion")
+        return out
 
     def rollback_gates(self) -> list[str]:
         """Gates some rule rolls back on, in declaration order."""
@@ -817,6 +860,10 @@ def phase_to_json(ph: Phase) -> dict[str, Any]:
         out["max_unavailable"] = ph.max_unavailable.model_dump()
     if ph.scale_down_delay_s is not None:
         out["scale_down_delay_s"] = ph.scale_down_delay_s
+    if ph.kind == "bake":
+        out["stable_warm"] = ph.stable_warm
+    if ph.consumers:
+        out["consumers"] = dict(ph.consumers)
     return out
 
 
@@ -842,6 +889,8 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     """A JSON-ready dict: ``nodes`` (phases, then ends) and ``edges`` (one per transition)."""
     nodes: list[dict[str, Any]] = [phase_to_json(p) for p in plan.phases]
     nodes.extend({"id": e, "kind": "end", "name": e, "label": END_LABELS[e]} for e in plan.ends)
+    for node in nodes:
+        node["notes"] = plan.notes(node["id"])
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "rollout": plan.name,
