@@ -596,7 +596,7 @@ def _active(gate: ir.AnyGate, d: _Draft, index: int, from_index: int | None) -> 
         return False
     if isinstance(gate, ir.JobGate) and gate.interval_s is None:
         return index == (from_index or 0)  # one run, as its phase begins
-    if d.post_promotion and gate.from_stage is None and not follows_promotion(gate):
+    if d.post_promotion and gate.from_stage not in ("bake", "holdout") and not follows_promotion(gate):
         return False  # a comparison made to decide the promotion is over once it is made
     if isinstance(gate, ir.BusinessGate | ir.SrmGate):
         # a comparison of users' outcomes, or of the split itself, needs both arms answering live traffic
