@@ -9,6 +9,7 @@ self-contained :class:`ir.Rollout`.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from collections.abc import Iterator, Sequence
@@ -423,6 +424,12 @@ class _PhaseReferences:
             return
         hint = did_you_mean(name, [*self.names, *extra])
         absent = _ABSENT_PHASE_HELP.get(name)
+        if not hint and absent is None:
+            # `from shadw` in a rollout without a shadow: the word it means, and how to add that phase
+            meant = difflib.get_close_matches(name, _PHASE_WORDS, n=1, cutoff=0.6)
+            if meant:
+                hint = f"did you mean `{meant[0]}`? " + (f"this rollout has no {meant[0]} phase: "
+                                                         + _ABSENT_PHASE_HELP[meant[0]])
         if name == "shadow" and self.rollout.shadow is not None and self.rollout.shadow.alongside_canary:
             message = f"{what} `shadow`, but the shadow has no phase of its own: it runs alongside the canary"
             absent = "name the stage to start from; the shadow mirrors during the stages below its `until` weight"
