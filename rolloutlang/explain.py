@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_rollout
+from rolloutlang.checks.privacy import personal_fields
 from rolloutlang.checks.statistics import change_text, context_gate_plans, pct
 from rolloutlang.diagnostics import Diagnostic, count_text
 from rolloutlang.plan import Phase, Plan, build_plan
@@ -114,7 +115,7 @@ def explain_rollout(rollout: ir.Rollout, findings: Sequence[Diagnostic] = (),
     lines.extend(_phases(plan))
     lines.append("")
     lines.extend(_gates(rollout, plan, sources))
-    for section in (_hooks(rollout, plan), _consumers(rollout, plan)):
+    for section in (_hooks(rollout, plan), _consumers(rollout, plan), _personal_data(rollout)):
         if section:
             lines.append("")
             lines.extend(section)
@@ -556,6 +557,30 @@ def _consumers(rollout: ir.Rollout, plan: Plan) -> list[str]:
             else:
                 served = f"stable, then the candidate from `{first.name}` (its switch)"
         lines.append(f"| `{c.name}` | {reads} | {route} | {served} | stable |")
+    return lines
+
+
+def _personal_data(rollout: ir.Rollout) -> list[str]:
+    """The signature fields marked `pii`, and what the request log does with each."""
+    personal = personal_fields(rollout)
+    if not personal:
+        return []
+    log = rollout.request_log
+    treated = {p.name: p.treatment for p in log.pii} if log is not None else {}
+    lines = ["### Personal data", "", "| field | in the request log |", "|---|---|"]
+    for name in personal:
+        if log is None or log.sample_percent == 0:
+            logged = "no request log"
+        elif name not in log.fields:
+            logged = "not logged"
+        elif treated.get(name) is not None:
+            logged = f"logged {treated[name]}" if treated[name] == "hashed" else "dropped from the log"
+        else:
+            logged = "**logged in clear** (RL654)"
+        lines.append(f"| `{name}` | {logged} |")
+    if log is not None and log.sample_percent > 0:
+        kept = f", kept {duration_text(log.retain_s)}" if log.retain_s is not None else ""
+        lines.extend(["", f"{format_percent(log.sample_percent)} of requests are logged{kept}."])
     return lines
 
 

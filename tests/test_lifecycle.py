@@ -594,3 +594,26 @@ def test_fmt_writes_the_new_constructs_canonically() -> None:
     assert before.model_dump(exclude={"span"}, mode="json") != {}  # both load clean
     assert [g.model_dump(mode="json", exclude={"span", "target_span"}) for g in before.gates] == [
         g.model_dump(mode="json", exclude={"span", "target_span"}) for g in after.gates]
+
+
+@pytest.mark.parametrize(("log", "row"), [
+    ("", "| `email` | no request log |"),
+    ("  log requests 5% {\n    fields trace_id, model_version, x\n  }", "| `email` | not logged |"),
+    ("  log requests 5% {\n    fields trace_id, model_version, email\n    pii email hashed\n    retain 7d\n  }",
+     "| `email` | logged hashed |"),
+    ("  log requests 5% {\n    fields trace_id, model_version, email\n    pii email dropped\n  }",
+     "| `email` | dropped from the log |"),
+    ("  log requests 5% {\n    fields trace_id, model_version, email\n  }",
+     "| `email` | **logged in clear** (RL654) |"),
+])
+def test_explain_says_what_happens_to_personal_data(log: str, row: str) -> None:
+    text = demo_spec("  canary { 5% for 1h  100% }\n" + log).replace(
+        "signature { in x: float32  out score: float32 }",
+        "signature { in x: float32, email: string pii  out score: float32 }")
+    md = explain_program(load_text(text, "spec.rollout"))
+    section = md.split("### Personal data", 1)[1].split("###", 1)[0]
+    assert row in section
+    assert ("7d" in section) == ("retain 7d" in log)
+    plain = explain_program(load_text(demo_spec("  canary { 5% for 1h  100% }\n" + log.replace("email", "x")),
+                                      "spec.rollout"))
+    assert "### Personal data" not in plain
