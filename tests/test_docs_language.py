@@ -65,3 +65,12 @@ def test_every_construct_has_a_section() -> None:
     examples = "\n".join(src for _, src in ROLLOUT_BLOCKS)
     missing = [k for k in sorted(keywords) if not re.search(rf"(^|\s){re.escape(k)}\s", examples)]
     assert missing == []
+
+
+def test_the_percentiles_the_reference_describes_are_the_ones_the_grammar_reads() -> None:
+    """The reference says `p99.9` is one name; a block uses it, and it lowers to the 99.9th percentile."""
+    doc = DOC.read_text(encoding="utf-8")
+    assert "`p99.9`" in doc and "cannot be written" not in doc
+    (block,) = [src for _, src in ROLLOUT_BLOCKS if "p99.9 latency" in src]
+    (rollout,) = load_text(block, "docs/language.md#p99.9", root=ROOT).rollouts()
+    assert [g.percentile for g in rollout.gates if getattr(g, "signal", None) == "latency"] == [99.0, 99.0, 50.0, 99.9]
