@@ -143,3 +143,20 @@ def test_fraud_scorer_uses_the_shared_gate_set() -> None:
     assert rollout.holdout is not None and rollout.holdout.role == "stable"
     assert rollout.request_log is not None
     assert {p.name: p.treatment for p in rollout.request_log.pii} == {"card_number": "hashed", "email": "dropped"}
+
+
+def test_a_lifecycle_example_per_strategy_and_a_revert() -> None:
+    """Issue 10: for each strategy an example that bakes after promotion, runs hooks past the default point and
+    gates on the team's own job; and a revert."""
+    found: dict[str, list[str]] = {}
+    for path in ENTRY_FILES:
+        for rollout in load(path, ROOT).rollouts():
+            if rollout.revert is not None:
+                found.setdefault("revert", []).append(path.stem)
+                continue
+            lifecycle = (rollout.bake is not None
+                         and any(h.point != "before-traffic" for h in rollout.pipeline)
+                         and any(isinstance(g, ir.JobGate) for g in rollout.gates))
+            if lifecycle and rollout.strategy is not None:
+                found.setdefault(rollout.strategy.kind, []).append(path.stem)
+    assert set(found) == {"canary", "blue-green", "rolling", "revert"}, found
