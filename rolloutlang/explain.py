@@ -202,10 +202,11 @@ def _summary(rollout: ir.Rollout, plan: Plan) -> list[str]:
         names = ", ".join(f"`{p.name}`" for p in waiting)
         people = " and ".join(dict.fromkeys(_waits_for(p) for p in waiting))
         if plan.min_duration_s > 0:
-            timing = f"Promotion after {duration_text(plan.min_duration_s)} at the earliest, then when {names} " \
-                     f"{'is' if len(waiting) == 1 else 'are'} done: no upper bound ({people})"
+            # the earliest time counts each wait as granted at once; how long the waits last is not known
+            timing = f"Promotion after {duration_text(plan.min_duration_s)} at the earliest; no upper bound: " \
+                     f"{names} {'waits' if len(waiting) == 1 else 'wait'} until {people}"
         else:
-            timing = f"Promotion when {names} {'is' if len(waiting) == 1 else 'are'} done: no fixed time ({people})"
+            timing = f"Promotion at no fixed time: {names} {'waits' if len(waiting) == 1 else 'wait'} until {people}"
     else:
         timing = f"Promotion after {duration_text(plan.min_duration_s)}"
     timing += "."
@@ -219,14 +220,14 @@ def _summary(rollout: ir.Rollout, plan: Plan) -> list[str]:
 
 
 def _waits_for(phase: Phase) -> str:
-    """What an open-ended phase waits for, in a few words."""
+    """What an open-ended phase waits for, in a few words that follow `until`."""
     if phase.hold:
         return "a person promotes"
     if phase.approval:
         return "a person approves"
     if phase.kind == "rolling":
-        return "the pods take as long as they take"
-    return "no duration"
+        return "every pod is replaced"
+    return "a person moves it on"  # a stage without a duration: RL314 asks for one
 
 
 def _split_text(rollout: ir.Rollout) -> str:

@@ -148,7 +148,7 @@ def test_every_table_is_well_formed(ranker_md: str) -> None:
 
 def test_approval_stage_marks_lower_bounds_and_escapes_pipes() -> None:
     md = explain_program(load_text(demo_spec(CANARY), "spec.rollout"))
-    assert "Promotion after 1h at the earliest, then when `mpr` is done: no upper bound (a person approves)." in md
+    assert "Promotion after 1h at the earliest; no upper bound: `mpr` waits until a person approves." in md
     phases = tables(section(md, "Phases"))[0]
     assert phases[2:] == [
         ["1", "`stage-1`", "5%", "–", "1h", "0s", "18,000", "5%"],

@@ -617,3 +617,16 @@ def test_explain_says_what_happens_to_personal_data(log: str, row: str) -> None:
     plain = explain_program(load_text(demo_spec("  canary { 5% for 1h  100% }\n" + log.replace("email", "x")),
                                       "spec.rollout"))
     assert "### Personal data" not in plain
+
+
+@pytest.mark.parametrize(("strategy", "sentence"), [
+    ("canary { 5% for 1h  mpr: 50% until approved  100% }",
+     "Promotion after 1h at the earliest; no upper bound: `mpr` waits until a person approves."),
+    ("rolling { max surge 25% }", "Promotion at no fixed time: `rolling` waits until every pod is replaced."),
+    ("blue-green { preview for 2h, promote manual }",
+     "Promotion after 2h at the earliest; no upper bound: `preview` waits until a person approves."),
+    ("canary { 5% for 1h  50% for 2h  100% }", "Promotion after 3h."),
+])
+def test_explain_says_when_promotion_comes(strategy: str, sentence: str) -> None:
+    md = explain_program(load_text(demo_spec("  " + strategy), "spec.rollout"))
+    assert sentence in md
