@@ -471,9 +471,12 @@ def _triggers(rollout: ir.Rollout, gate: str) -> str:
     return "; ".join(rules) if rules else "nothing"
 
 
-def _ranges(plan: Plan, ids: Sequence[str]) -> str:
+def _ranges(plan: Plan, ids: Sequence[str], once: bool = False) -> str:
+    """Where a gate is evaluated; ``once`` for a job gate that runs once, as its phase begins."""
     if not ids:
         return "no phase"
+    if once:
+        return f"once, as `{plan.phase(ids[0]).name}` begins"
     if list(ids) == [p.id for p in plan.phases]:
         return "every phase"
     if list(ids) == [p.id for p in plan.pre_promotion]:
@@ -508,8 +511,10 @@ def _gates(rollout: ir.Rollout, plan: Plan, sources: Mapping[str, SourceFile]) -
     for gate in rollout.gates:
         origin = f" (from `{gate.origin}`)" if gate.origin else ""
         condition = describe_gate(gate, written_gate(gate, sources))
+        once = isinstance(gate, ir.JobGate) and gate.interval_s is None
         lines.append(f"| `{gate.name}`{origin} | {kinds[gate.kind]} | {_cell(condition)} | "
-                     f"{_ranges(plan, plan.gate_phases.get(gate.name, ()))} | {_cell(_triggers(rollout, gate.name))} | "
+                     f"{_ranges(plan, plan.gate_phases.get(gate.name, ()), once)} | "
+                     f"{_cell(_triggers(rollout, gate.name))} | "
                      f"{_earliest(plan, gate.name)} |")
     lines.append("")
     lines.append("Earliest rollback: the first moment the gate can fail (`every` × `fail after`, or its first "
@@ -545,7 +550,13 @@ def _consumers(rollout: ir.Rollout, plan: Plan) -> list[str]:
     for c in rollout.consumers:
         reads = f"`{c.output}` as {c.expects_dim}" + (f", adapter `{_code(c.adapter)}`" if c.adapter else "")
         if c.route is None:
-            route, served = "the traffic split", "stable and the candidate, by weight, until promotion"
+            route = "the traffic split"
+            if isinstance(rollout.strategy, ir.Canary):
+                served = "stable and the candidate, by the stages' weights, until promotion"
+            elif isinstance(rollout.strategy, ir.Rolling):
+                served = "whichever version the pod that answers runs, until promotion"
+            else:
+                served = "stable until promotion, then the candidate"
         else:
             m = c.route
             op = {"exact": "=", "regex": "~", "prefix": "^="}[m.match]

@@ -298,7 +298,10 @@ def test_explain_shows_each_consumers_switch() -> None:
     rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| `")}
     assert set(rows) == {"`related`", "`ranker`", "`plain`"}
     assert '`header "x-caller" = "related"`' in rows["`related`"] and "`wide`" in rows["`related`"]
-    assert "the traffic split" in rows["`plain`"]
+    assert "the traffic split" in rows["`plain`"] and "by the stages' weights, until promotion" in rows["`plain`"]
+    blue = explain_program(load_text(_consumer_spec("r expects embedding 16"), "spec.rollout"))
+    assert ("| `r` | `embedding` as 16 | the traffic split | stable until promotion, then the candidate | stable |"
+            in blue)
 
 
 WIDER = """\
@@ -520,6 +523,8 @@ def test_explain_writes_the_new_constructs() -> None:
     assert '| `load` | job | call "https://load.example.com/r" json "failed.rate" < 0.01, every 30m, fail after 2, ' \
            "timeout 2m, from wide |" in gates
     assert "p99.9 latency < 400ms every 1m, fail after 3" in gates
+    parity = next(line for line in gates.splitlines() if line.startswith("| `parity`"))
+    assert "| once, as `shadow` begins |" in parity
     hooks = md.split("### Hooks", 1)[1].split("###", 1)[0]
     assert "| `warm` | at the start of `wide` | 15m | `make warm` |" in hooks
     assert "| `page` | on a rollback | 2m | `make page` |" in hooks
