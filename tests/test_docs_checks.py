@@ -57,3 +57,25 @@ def test_every_check_code_in_source_is_documented() -> None:
     for path in sorted((ROOT / "rolloutlang" / "checks").glob("*.py")):
         emitted |= set(re.findall(r"\"(RL[3-68]\d{2})\"", path.read_text(encoding="utf-8")))
     assert sorted(emitted - documented) == []
+
+
+# Where each new check points: the words a reviewer must change, in its bad example.
+POINTS_AT = {
+    "RL326": "100%", "RL327": "preview for 2h", "RL328": "until approved", "RL329": "bake",
+    "RL330": "scale down after", "RL331": "probe", "RL332": "shadow", "RL409": "rolling", "RL410": "1.5.0",
+    "RL411": 'related-items expects embedding 384 via header "x-caller" = "related-items" switch at preview',
+    "RL519": ">", "RL520": "embedding",
+    "RL521": 'query gpu_util "avg(DCGM_FI_DEV_GPU_UTIL{namespace=\\"recs\\"}) / 100"',
+    "RL613": "5%", "RL614": "pause", "RL654": "email", "RL655": "country", "RL656": "user_ids",
+}
+
+
+@pytest.mark.parametrize("code", sorted(POINTS_AT))
+def test_the_new_checks_point_at_what_to_change_and_say_how(code: str) -> None:
+    (text,) = [t for kind, c, t in _blocks() if kind == "bad" and c == code]
+    program = load_text(text, f"docs/checks.md#{code}-bad", root=ROOT)
+    (d,) = [d for d in run_checks(program) if d.code == code]
+    assert d.span is not None and d.span.line == d.span.end_line
+    line = text.splitlines()[d.span.line - 1]
+    assert line[d.span.col - 1:d.span.end_col - 1] == POINTS_AT[code], line
+    assert d.help, "a check says how to fix what it finds"
