@@ -74,3 +74,16 @@ def test_the_percentiles_the_reference_describes_are_the_ones_the_grammar_reads(
     (block,) = [src for _, src in ROLLOUT_BLOCKS if "p99.9 latency" in src]
     (rollout,) = load_text(block, "docs/language.md#p99.9", root=ROOT).rollouts()
     assert [g.percentile for g in rollout.gates if getattr(g, "signal", None) == "latency"] == [99.0, 99.0, 50.0, 99.9]
+
+
+def test_the_waiver_example_waives_what_it_says() -> None:
+    from rolloutlang.checks import run_checks
+
+    (block,) = [src for _, src in ROLLOUT_BLOCKS if "rollout waived" in src]
+    program = load_text(block, "docs/language.md#waived", root=ROOT)
+    (rl411,) = [d for d in program.waive(run_checks(program)) if d.code == "RL411"]
+    assert rl411.suppression is not None
+    assert rl411.suppression.justification.startswith("related-items is rolled back together with the embedder")
+    unwaived = load_text(block.replace("# waive", "# not a waiver:"), "docs/language.md#waived", root=ROOT)
+    (rl411,) = [d for d in unwaived.waive(run_checks(unwaived)) if d.code == "RL411"]
+    assert rl411.suppression is None
