@@ -163,7 +163,7 @@ def _load_file(program: Program, path: Path, name: str, text: str | None, at: Sp
     program.sources[name] = src
     result = parse(src)
     program.diagnostics.extend(result.diagnostics)
-    waivers, problems = read_waivers(src, result.comments)
+    waivers, problems = read_waivers(src, result.comments, result.tree)
     program.waivers.extend(waivers)
     program.diagnostics.extend(problems)
     if result.tree is None:

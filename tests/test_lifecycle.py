@@ -635,3 +635,53 @@ def test_explain_says_what_happens_to_personal_data(log: str, row: str) -> None:
 def test_explain_says_when_promotion_comes(strategy: str, sentence: str) -> None:
     md = explain_program(load_text(demo_spec("  " + strategy), "spec.rollout"))
     assert sentence in md
+
+
+JUMP = f"""rollout r {{
+  model stable    s 1.0.0 @ {D1}
+  model candidate s 1.0.1 @ {D2}
+  signature {{ in x: float32  out score: float32 }}
+  metrics prometheus "http://p:9090"
+  traffic 100 rps
+  canary {{ 1% for 1h  100% }}  # waive RL326: a patch that only changes logging
+  gate e: error rate < 1% every 5m
+  gate d: psi(score) < 0.2, vs training, every 30m
+  on e fail: rollback now
+  on d fail: pause
+}}
+"""
+
+
+def _open(text: str) -> list[str]:
+    """The codes `rollout check` reports, waived findings left out, RL143 included."""
+    p = load_text(text, "spec.rollout")
+    from rolloutlang.checks import run_checks
+
+    return [d.code for d in p.waive([*p.diagnostics, *run_checks(p)]) if d.suppression is None]
+
+
+def test_a_waiver_covers_its_statement_so_fmt_keeps_it() -> None:
+    assert "RL326" in _open(JUMP.replace("  # waive RL326: a patch that only changes logging", ""))
+    assert _open(JUMP) == []
+    laid_out = fmt(JUMP)
+    assert "  canary {\n    1%   for 1h\n    100%\n  }  # waive RL326: a patch that only changes logging\n" in laid_out
+    assert _open(laid_out) == []  # the finding is on `100%`, two lines above the comment, inside its statement
+    above = JUMP.replace("  canary { 1% for 1h  100% }  # waive RL326: a patch that only changes logging\n",
+                         "  # waive RL326: a patch that only changes logging\n  canary {\n    1% for 1h\n    100%\n"
+                         "  }\n")
+    assert _open(above) == []
+
+
+def test_a_waiver_covers_no_more_than_its_statement() -> None:
+    # on the gate below the canary: RL326 is on the canary, so it stays, and the waiver matches nothing
+    elsewhere = JUMP.replace("  # waive RL326: a patch that only changes logging", "").replace(
+        "  gate e: error rate < 1% every 5m\n", "  gate e: error rate < 1% every 5m  # waive RL326: not here\n")
+    assert sorted(_open(elsewhere)) == ["RL143", "RL326"]
+    # after the rollout's closing brace: a waiver never covers a whole rollout
+    whole = JUMP.replace("  # waive RL326: a patch that only changes logging", "").rstrip("\n") + \
+        "  # waive RL326: everything\n"
+    assert sorted(_open(whole)) == ["RL143", "RL326"]
+    # a stage's own line: the stage, not the block around it
+    stage = JUMP.replace("  canary { 1% for 1h  100% }  # waive RL326: a patch that only changes logging\n",
+                         "  canary {\n    1% for 1h  # waive RL326: the wrong stage\n    100%\n  }\n")
+    assert sorted(_open(stage)) == ["RL143", "RL326"]
