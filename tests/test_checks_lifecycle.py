@@ -157,3 +157,9 @@ def test_an_unused_query_may_be_a_misspelt_builtin() -> None:
         'metrics prometheus "http://prometheus:9090" { query eror_rate "up" }')
     d = one(check(text), "RL521")
     assert re.match(r"did you mean `error_rate`\?", d.help), d.help
+
+
+def test_a_latency_gate_with_only_a_pass_rule_is_not_a_soft_rule() -> None:
+    """Found by the generated specs: RL614 looked for a `fail` rule that a gate named only in `pass` rules lacks."""
+    gates = ERRORS + "  gate slow: p99 latency < 250ms every 5m\n  on slow pass: promote\n"
+    assert "RL614" not in codes(spec("canary { 10% for 2h  100% }", gates))

@@ -26,9 +26,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rolloutlang.checks import run_checks
+from rolloutlang.explain import explain_program
 from rolloutlang.formatter import format_source, strip_spans
 from rolloutlang.loader import load_text
 from rolloutlang.lowering import lower
+from rolloutlang.plan import build_plan, render_plan
 from rolloutlang.source import SourceFile
 from rolloutlang.syntax import STATEMENT_KEYWORDS, TOP_LEVEL_KEYWORDS, parse
 
@@ -175,7 +178,8 @@ def type_refs(draw: st.DrawFn) -> Tokens:
 def signatures(draw: st.DrawFn, role: str | None) -> Tokens:
     inputs = draw(unique_names("i", 1, 3))
     outputs = draw(unique_names("o", 1, 2))
-    fields_in = [[n, *(["?"] if draw(st.booleans()) else []), ":", *draw(type_refs())] for n in inputs]
+    fields_in = [[n, *(["?"] if draw(st.booleans()) else []), ":", *draw(type_refs()),
+                  *(["pii"] if draw(st.booleans()) else [])] for n in inputs]
     fields_out = [[n, ":", *draw(type_refs())] for n in outputs]
     return ["signature", *([role] if role else []), "{", "in", *_commas(fields_in), "out", *_commas(fields_out),
             "}"]
@@ -230,7 +234,9 @@ def option_blocks(draw: st.DrawFn, keyword: list[str], options: list[Tokens], mi
 
 
 def _gate_options(kind: str, stages: list[str]) -> list[Tokens]:
-    options = [_words("every 5m"), _words("fail after 2")] if kind not in ("business", "srm") else []
+    options = [_words("every 5m"), _words("fail after 2")] if kind not in ("business", "srm", "job") else []
+    if kind == "job":
+        options = [_words("timeout 10m"), _words("every 30m")]  # `fail after` needs `every` (RL263)
     if kind == "srm":
         options = [_words("every 1h"), _words("alpha 0.1%")]
     if kind == "drift":
@@ -247,7 +253,7 @@ def _gate_options(kind: str, stages: list[str]) -> list[Tokens]:
 
 @st.composite
 def gates(draw: st.DrawFn, name: str, metrics: list[str], queries: list[str], stages: list[str]) -> Tokens:
-    kinds = ["latency", "latency-change", "errors", "saturation", "drift", "srm"] + \
+    kinds = ["latency", "latency-change", "errors", "saturation", "drift", "srm", "job"] + \
         (["business"] if metrics else []) + (["query"] if queries else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "latency":
@@ -257,6 +263,9 @@ def gates(draw: st.DrawFn, name: str, metrics: list[str], queries: list[str], st
         condition = ["p99", "latency", "change", "<", draw(st.sampled_from(["+10%", "+15ms"]))]
     elif kind == "srm":
         condition = ["srm"]
+    elif kind == "job":
+        condition = draw(st.sampled_from([['run', '"make parity"'],
+                                          ['call', '"https://load.example.com/r"', "json", '"a.b"', "<", "0.01"]]))
     elif kind == "errors":
         condition = ["error", "rate", "<", "0.5%"]
     elif kind == "saturation":
@@ -270,7 +279,7 @@ def gates(draw: st.DrawFn, name: str, metrics: list[str], queries: list[str], st
                      *hypothesis]
     else:
         condition = ["query", queries[0], "<", "0.9"]
-    family = {"business": "business", "drift": "drift", "srm": "srm"}.get(kind, "slo")
+    family = {"business": "business", "drift": "drift", "srm": "srm", "job": "job"}.get(kind, "slo")
     options = draw(st.lists(st.sampled_from(_gate_options(family, stages)), max_size=3, unique_by=lambda o: o[0]))
     tokens = ["gate", name, ":", *condition]
     if draw(st.booleans()) and options and "," not in condition:
@@ -334,6 +343,7 @@ def specs(draw: st.DrawFn) -> list[Tokens]:
     if draw(st.booleans()):
         statements.append(draw(servings()))
     consumers = draw(unique_names("c", 0, 3))
+    switches: list[Tokens] = []
     if draw(st.booleans()) or consumers:
         body = []
         for c in consumers:
@@ -343,6 +353,8 @@ def specs(draw: st.DrawFn) -> list[Tokens]:
             if draw(st.booleans()):
                 body += ["via", draw(st.sampled_from(["header", "cookie"])), '"x-caller"',
                          draw(st.sampled_from(["=", "^="])), f'"{c}"']
+                if draw(st.booleans()):
+                    switches.append(body)  # `switch at` once the phases are known
         statements.append(["consumers", "{", *body, "}"])
     if draw(st.booleans()):
         statements.append(["traffic", "12000", "rps", *draw(st.sampled_from([[], [",", "diurnal", "30%"],
@@ -370,12 +382,22 @@ def specs(draw: st.DrawFn) -> list[Tokens]:
             _words("preview for 2h"), _words("promote manual"), _words("scale down after 30m")])))
     elif strategy == "rolling":
         statements.append(draw(option_blocks(["rolling"], [_words("max surge 25%"), _words("max unavailable 0")])))
+    phases = list(stages)
+    if strategy != "none" and draw(st.booleans()):
+        statements.append(_words("bake for 2h"))
+        phases.append("bake")
+    if strategy == "canary" and draw(st.booleans()):
+        statements.append(_words("scale down after 1h"))
+    if strategy == "none" and draw(st.booleans()):
+        statements.append(["revert", *draw(st.sampled_from([[], ['"back to the last version"']]))])
+    for body in switches:
+        body += ["switch", "at", draw(st.sampled_from(["promotion", *phases]))]
     if draw(st.booleans()):
         statements.append(["route", "header", '"x-ml-preview"', draw(st.sampled_from(["=", "~", "^="])), '"true"',
                            "to", draw(st.sampled_from(["stable", "candidate"]))])
     gate_names = draw(unique_names("g", 0, 4))
     for g in gate_names:
-        statements.append(draw(gates(g, metrics, queries, stages)))
+        statements.append(draw(gates(g, metrics, queries, phases)))
     for _ in range(draw(st.integers(0, 2))):
         if gate_names or set_gates:
             statements.append(draw(rules(gate_names + set_gates)))
@@ -393,7 +415,13 @@ def specs(draw: st.DrawFn) -> list[Tokens]:
         statements.append(_words("holdout 1% on stable for 14d"))
     hooks = draw(unique_names("h", 0, 3))
     if hooks:
-        statements.append(["pipeline", "{", *[t for h in hooks for t in (h, '"make smoke"')], "}"])
+        points = [[], _words("before traffic"), _words("after promotion"), _words("on rollback"),
+                  *(_words(f"at {edge} of {phase}") for phase in phases for edge in ("start", "end"))]
+        body = []
+        for h in hooks:
+            body += [h, '"make smoke"', *draw(st.sampled_from(points)),
+                     *draw(st.sampled_from([[], [",", "timeout", "10m"], ["timeout", "1h"]]))]
+        statements.append(["pipeline", "{", *body, "}"])
     if draw(st.booleans()):
         what = draw(st.sampled_from(["promotion", "rollback", *stages]))
         approvers = draw(st.lists(st.sampled_from(['"@a"', '"@b"', '"@org/c"']), min_size=1, max_size=2))
@@ -449,6 +477,14 @@ def test_valid_specs_load_and_survive_fmt(text: str, root: Path) -> None:
     assert out.endswith("\n") and not out.endswith("\n\n")
     assert "\n\n\n" not in out
     assert all(line == line.rstrip() and not line.startswith("\t") for line in out.splitlines())
+    # what the checks, explain and the graph make of a spec that loads: findings, never a crash
+    findings = program.waive(run_checks(program))
+    assert all(d.code != "RL000" for d in findings)
+    explain_program(program)
+    for rollout in program.rollouts():
+        plan = build_plan(rollout)
+        for fmt in ("dot", "mermaid", "json"):
+            render_plan(plan, fmt)
 
 
 @st.composite

@@ -396,7 +396,9 @@ def _users_watched(rollout: ir.Rollout, plan: Plan) -> Iterator[Diagnostic]:
 
 def _soft_rule(rollout: ir.Rollout, gate: ir.SloGate) -> Iterator[Diagnostic]:
     """A hard SLO breached, and the rule only pauses or notifies: the candidate keeps hurting users meanwhile."""
-    rule = next(r for r in rollout.rules if gate.name in r.gates and r.event == "fail")
+    rule = next((r for r in rollout.rules if gate.name in r.gates and r.event == "fail"), None)
+    if rule is None:
+        return  # only `on ... pass` rules: its failure does nothing, which RL612 and RL316 judge
     action = next((a for a in rule.actions if a.kind == "pause"), rule.actions[0] if rule.actions else None)
     verb = "pauses" if any(a.kind == "pause" for a in rule.actions) else "notifies"
     yield warning(
