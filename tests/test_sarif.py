@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -77,6 +78,18 @@ SARIF_SUBSET: dict[str, Any] = {
                 "level": {"enum": ["none", "note", "warning", "error"]},
                 "message": {"$ref": "#/definitions/message"},
                 "locations": {"type": "array", "items": {"$ref": "#/definitions/location"}},
+                "suppressions": {"type": "array", "uniqueItems": True,
+                                 "items": {"$ref": "#/definitions/suppression"}},
+            },
+        },
+        "suppression": {
+            "type": "object", "additionalProperties": False, "required": ["kind"],
+            "properties": {
+                "guid": _STR,
+                "kind": {"enum": ["inSource", "external"]},
+                "status": {"enum": ["accepted", "underReview", "rejected"]},
+                "justification": _STR,
+                "location": {"$ref": "#/definitions/location"},
             },
         },
         "location": {
@@ -293,3 +306,26 @@ def test_cli_check_format_sarif(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert [r["ruleId"] for r in doc["runs"][0]["results"]] == ["RL312"]
     assert doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
         "demo.rollout"
+
+
+def test_a_waived_finding_is_a_suppressed_result() -> None:
+    """SARIF 2.1.0 section 3.35: a finding let go in the source is a result with an `inSource` suppression."""
+    from rolloutlang.diagnostics import Suppression
+
+    waiver = span(12, 20, 60)
+    kept = warning("RL411", "consumer `r` reads the candidate's `embedding`", span(12, 5, 18))
+    waived = dataclasses.replace(kept, suppression=Suppression(justification="rolled back with the model",
+                                                               span=waiver))
+    doc = sarif_log([waived, kept])
+    validate(doc)
+    first, second = doc["runs"][0]["results"]
+    assert first["suppressions"] == [{
+        "kind": "inSource", "status": "accepted", "justification": "rolled back with the model",
+        "location": {"physicalLocation": {"artifactLocation": {"uri": "examples/a.rollout"},
+                                          "region": {"startLine": 12, "startColumn": 20, "endLine": 12,
+                                                     "endColumn": 60}}}}]
+    assert "suppressions" not in second
+    bad = json.loads(json.dumps(doc))
+    bad["runs"][0]["results"][0]["suppressions"][0]["kind"] = "waived"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(bad)
