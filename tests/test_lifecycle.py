@@ -401,6 +401,9 @@ def test_a_waived_finding_is_kept_suppressed_in_json_and_sarif(tmp_path: Path,
     assert waived["suppressed"]["kind"] == "inSource"
     assert waived["suppressed"]["justification"] == "r is rolled back with the model"
     assert doc["waived_count"] == 1
+    # GitLab's code quality report cannot mark a finding suppressed: it leaves the waived one out
+    _, out, _ = run_cli(["check", "--format", "gitlab", str(spec)], capsys)
+    assert "RL411" not in out and out.startswith("[")
     _, out, _ = run_cli(["check", "--format", "sarif", str(spec)], capsys)
     (result,) = [r for r in json.loads(out)["runs"][0]["results"] if r["ruleId"] == "RL411"]
     (suppression,) = result["suppressions"]
@@ -410,6 +413,8 @@ def test_a_waived_finding_is_kept_suppressed_in_json_and_sarif(tmp_path: Path,
     _, out, _ = run_cli(["check", "--format", "sarif", str(spec)], capsys)
     (result,) = [r for r in json.loads(out)["runs"][0]["results"] if r["ruleId"] == "RL411"]
     assert "suppressions" not in result
+    _, out, _ = run_cli(["check", "--format", "gitlab", str(spec)], capsys)
+    assert "RL411" in out
 
 
 def test_a_waiver_lets_strict_pass_and_the_text_counts_it(tmp_path: Path,
