@@ -87,3 +87,16 @@ def test_the_waiver_example_waives_what_it_says() -> None:
     unwaived = load_text(block.replace("# waive", "# not a waiver:"), "docs/language.md#waived", root=ROOT)
     (rl411,) = [d for d in unwaived.waive(run_checks(unwaived)) if d.code == "RL411"]
     assert rl411.suppression is None
+
+
+def test_the_appendix_shows_the_grammars_names() -> None:
+    """Every alternative of the grammar's NAME token (lookaheads aside) is in the appendix, `p99.9`'s too."""
+    grammar = (ROOT / "grammar" / "rollout.lark").read_text(encoding="utf-8")
+    (pattern,) = re.findall(r"^NAME: /(.*)/$", grammar, re.MULTILINE)
+    alternatives = [re.sub(r"\(\?!.*?\)$", "", alt) for alt in pattern.split("|")]
+    assert len(alternatives) == 2
+    appendix = DOC.read_text(encoding="utf-8").split("## Appendix: the grammar", 1)[1]
+    (name_line,) = [line for line in appendix.splitlines() if line.startswith("NAME ")]
+    for alt in alternatives:
+        assert alt in name_line, alt
+    assert "phase_ref" in appendix and re.search(r'^!?phase_ref: "from"', grammar, re.MULTILINE)
