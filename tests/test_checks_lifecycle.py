@@ -81,7 +81,13 @@ def test_a_bake_is_watched_by_the_gates_that_keep_running() -> None:
   gate errors: error rate change < +0.1% absolute, every 5m
   on errors fail: rollback now
 """
-    assert "RL329" in codes(spec("canary { 10% for 2h  100% }\n  bake for 2h", changes))
+    d = one(check(spec("canary { 10% for 2h  100% }\n  bake for 2h", changes)), "RL329")
+    assert d.notes[0].startswith("a gate that compares the two versions has no stable traffic to compare with at 100%")
+    # `from bake` does not give a comparison a stable arm at 100%: the bake is still unwatched
+    late = changes + ("  gate slower: p99 latency change < +10%, every 5m, from bake\n"
+                      "  on slower fail: rollback now\n")
+    found = codes(spec("canary { probe: 10% for 2h  100% }\n  bake for 2h", late))
+    assert "RL329" in found and "RL504" in found
     # the same comparison written `from bake` is not evaluated before it: RL317 then, not RL329
     assert "RL329" not in codes(spec("canary { 10% for 2h  100% }\n  bake for 2h", ERRORS))
 

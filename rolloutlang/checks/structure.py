@@ -290,8 +290,9 @@ def _ways_back(ctx: CheckContext, plan: Plan) -> Iterator[Diagnostic]:
         yield warning(
             "RL329", "nothing can roll the candidate back during the bake: no gate evaluated there rolls back",
             rollout.bake.span.head(len("bake")), label="watches nothing",
-            notes=("a gate that compares the two versions stops at promotion unless written `from bake`; a gate "
-                   "on the candidate alone keeps running",) + ((f"{gate_list(after)} start after the bake",)
+            notes=("a gate that compares the two versions has no stable traffic to compare with at 100%; a gate "
+                   "on the candidate alone (a threshold, drift `vs training`, a job gate with `every`) keeps "
+                   "running",) + ((f"{gate_list(after)} start after the bake",)
                                                                  if after else ()),
             help="keep an SLO gate running through it with a rule that rolls back: `gate errors: error rate < 0.5%` "
                  "and `on errors fail: rollback now`",
