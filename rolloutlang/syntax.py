@@ -566,6 +566,9 @@ def _unexpected_token(
                 _Recovery(offset, statement=True),
             )
 
+    misspelt = _misspelt_continuation(text, offset, src)
+    if misspelt is not None:
+        return misspelt, offset, _Recovery(offset, statement=True)
     hint = _syntax_hint(tok_type, tok_text, expected, first_word, text, offset)
     prev = _previous_token_end(text, offset)
     unfinished = "RBRACE" not in expected and not statement_kw and "$END" not in expected
@@ -583,6 +586,33 @@ def _unexpected_token(
         offset,
         _Recovery(offset, statement=True),
     )
+
+
+# The words that continue an item of a block after its name and string: a misspelt one reads as the name of
+# the next item, and the parser trips on the word after it (`smoke "make smoke" timout 5m`).
+_CONTINUATIONS = {
+    "pipeline": ("before", "at", "after", "on", "timeout"),
+    "consumers": ("adapter", "via", "switch"),
+}
+_WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ \t]+$")
+
+
+def _misspelt_continuation(text: str, offset: int, src: SourceFile) -> Diagnostic | None:
+    """`timout 5m` in a hook, `swich at` in a consumer: the word before the token, when it is a near miss of a
+    word that continues the item, named as the mistake."""
+    braces = _scan_braces(text, offset)
+    if not braces.open:
+        return None
+    words = _CONTINUATIONS.get(braces.open[-1].keyword)
+    m = _WORD_BEFORE.search(text, _line_start(text, offset), offset)
+    if words is None or m is None or m.group(1) in words:
+        return None
+    hint = did_you_mean(m.group(1), words)
+    if not hint:
+        return None
+    item = {"pipeline": "hook", "consumers": "consumer"}[braces.open[-1].keyword]
+    return error("RL010", f"unexpected `{_shown(m.group(1))}`", src.span(m.start(1), m.end(1)),
+                 label=f"read as the next {item}'s name", help=hint)
 
 
 def _missing_after(

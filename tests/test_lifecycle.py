@@ -690,3 +690,18 @@ def test_a_waiver_covers_no_more_than_its_statement() -> None:
     stage = JUMP.replace("  canary { 1% for 1h  100% }  # waive RL326: a patch that only changes logging\n",
                          "  canary {\n    1% for 1h  # waive RL326: the wrong stage\n    100%\n  }\n")
     assert sorted(_open(stage)) == ["RL143", "RL326"]
+
+
+@pytest.mark.parametrize(("line", "word", "hint"), [
+    ('pipeline { a "x" timout 5m }', "timout", "did you mean `timeout`?"),
+    ('pipeline { a "x" aftr promotion }', "aftr", "did you mean `after`?"),
+    ('consumers { c expects score 1 via header "a" = "b" swich at probe }', "swich", "did you mean `switch`?"),
+    ('consumers { c expects score 1 adaptr "x" }', "adaptr", "did you mean `adapter`?"),
+])
+def test_a_misspelt_word_of_a_hook_or_consumer_is_named(line: str, word: str, hint: str) -> None:
+    """Read as the next item's name, a misspelt word made the parser trip one token later, on a word that is
+    fine: the error names the misspelt word."""
+    text = f"rollout r {{\n  canary {{ probe: 5% for 1h  100% }}\n  {line}\n}}\n"
+    (d,) = [d for d in load_text(text, "spec.rollout").diagnostics if d.code == "RL010"]
+    assert d.message == f"unexpected `{word}`" and d.help == hint
+    assert at(d) == pos(text, word)
