@@ -570,6 +570,8 @@ def _unexpected_token(
     if misspelt is not None:
         return misspelt, offset, _Recovery(offset, statement=True)
     hint = _syntax_hint(tok_type, tok_text, expected, first_word, text, offset)
+    if not hint and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", tok_text):
+        hint = did_you_mean(tok_text, keywords)  # `at strat of`: `start`
     prev = _previous_token_end(text, offset)
     unfinished = "RBRACE" not in expected and not statement_kw and "$END" not in expected
     if unfinished and prev is not None and text.count("\n", prev[0], offset) > 0:

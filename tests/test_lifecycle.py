@@ -705,3 +705,15 @@ def test_a_misspelt_word_of_a_hook_or_consumer_is_named(line: str, word: str, hi
     (d,) = [d for d in load_text(text, "spec.rollout").diagnostics if d.code == "RL010"]
     assert d.message == f"unexpected `{word}`" and d.help == hint
     assert at(d) == pos(text, word)
+
+
+@pytest.mark.parametrize(("line", "word", "hint"), [
+    ('pipeline { a "x" at strat of probe }', "strat", "did you mean `start`?"),
+    ('pipeline { a "x" on rollbak }', "rollbak", "did you mean `rollback`?"),
+    ("scale dwon after 1h", "dwon", "did you mean `down`?"),
+])
+def test_a_misspelt_keyword_in_the_middle_of_a_statement_has_a_did_you_mean(line: str, word: str,
+                                                                               hint: str) -> None:
+    text = f"rollout r {{\n  canary {{ probe: 5% for 1h  100% }}\n  {line}\n}}\n"
+    (d,) = [d for d in load_text(text, "spec.rollout").diagnostics if d.code == "RL010"]
+    assert d.message == f"unexpected `{word}`" and d.help == hint and at(d) == pos(text, word)
