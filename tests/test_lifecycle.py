@@ -434,7 +434,7 @@ def test_a_waiver_lets_strict_pass_and_the_text_counts_it(tmp_path: Path,
     assert "RL411" not in err and "1 waived" in err
 
 
-def test_a_waiver_on_the_line_above_applies_to_the_line_below_only() -> None:
+def test_a_waiver_on_its_own_line_applies_to_the_statement_just_below() -> None:
     above = WAIVED.replace('    r expects embedding 16 via header "c" = "r" switch at preview  '
                            "# waive RL411: r is rolled back with the model",
                            "    # waive RL411: r is rolled back with the model\n"
