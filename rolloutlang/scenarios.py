@@ -170,6 +170,11 @@ def _gate_change(rollout: ir.Rollout, effect: ir.Effect,
         return _drift_change(effect, [gate], (gate.name,))
     if isinstance(gate, ir.SrmGate):
         return _split_change(rollout, effect, gate)
+    if isinstance(gate, ir.JobGate):
+        return None, [warning("RL802", f"the simulator does not model job gates: this effect on `{gate.name}` is "
+                                       "ignored", target_span(effect),
+                              help="a job gate runs the team's own command or URL; change a metric or an SLO "
+                                   "gate instead")]
     if gate.signal == "latency":
         return _latency_change(effect, (gate.name,))
     if gate.signal == "error_rate":

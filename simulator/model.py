@@ -40,7 +40,7 @@ DEFAULT_APPROVAL_DELAY_S = 2 * HOUR
 APPROVAL_GRID_S = 900.0
 ROLLING_S = 600.0
 DEFAULT_SIGMA = 0.5
-GateKind = Literal["slo", "drift", "business", "srm"]
+GateKind = Literal["slo", "drift", "business", "srm", "job"]
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,10 @@ class GateModel:
     Attributes:
         gate: the IR gate.
         index: its position among the rollout's gates (rules resolve in this order).
-        kind: ``slo``, ``drift``, ``business`` or ``srm``.
+        kind: ``slo``, ``drift``, ``business``, ``srm`` or ``job``.
         phases: indices of the phases it is evaluated in.
         actions: its rules.
-        simulated: False for what the simulator does not model (ADWIN drift gates).
+        simulated: False for what the simulator does not model (ADWIN drift gates, job gates).
         looks: business gates: the plan's looks.
         spec: business gates: the test.
         reference: business gates: the planned information at the last look (spending fractions).
@@ -305,6 +305,10 @@ def build_plan_model(rollout: ir.Rollout, plan: Plan, *, approval_delay_s: float
             if not simulated:
                 notes.append(f"gate `{gate.name}` (adwin) is not simulated: it never fails here")
             gates.append(GateModel(gate, index, "drift", active, actions, simulated))
+        elif isinstance(gate, ir.JobGate):
+            # the team's own command or URL: nothing to draw its outcome from
+            notes.append(f"gate `{gate.name}` (a job gate) is not simulated: it never fails here")
+            gates.append(GateModel(gate, index, "job", active, actions, False))
         else:
             gates.append(GateModel(gate, index, "srm", active, actions))
     for i, phase in enumerate(phases):
@@ -314,6 +318,8 @@ def build_plan_model(rollout: ir.Rollout, plan: Plan, *, approval_delay_s: float
                          f"{', '.join(f'`{n}`' for n in blind)} cannot judge it there")
     if rollout.routes:
         notes.append("requests routed by header are not simulated")
+    if rollout.bake is not None:
+        notes.append("the bake after promotion is not simulated")
     if rollout.holdout is not None:
         notes.append("the holdout after promotion is not simulated")
     per_unit = 1.0

@@ -717,3 +717,24 @@ def test_a_misspelt_keyword_in_the_middle_of_a_statement_has_a_did_you_mean(line
     text = f"rollout r {{\n  canary {{ probe: 5% for 1h  100% }}\n  {line}\n}}\n"
     (d,) = [d for d in load_text(text, "spec.rollout").diagnostics if d.code == "RL010"]
     assert d.message == f"unexpected `{word}`" and d.help == hint and at(d) == pos(text, word)
+
+
+def test_the_simulator_leaves_job_gates_and_the_bake_out_and_says_so() -> None:
+    from rolloutlang.checks import run_checks
+    from rolloutlang.simulator import runner
+
+    text = demo_spec("  canary { ramp: 10% for 1h  100% }\n  bake for 2h\n"
+                     "  gate errors: error rate < 1% every 5m, fail after 2\n"
+                     '  gate load: call "https://load.example.com/r" json "failed.rate" < 0.01, every 30m\n'
+                     '  pipeline { warm "make warm" at start of ramp }\n'
+                     "  on errors, load fail: rollback now\n"
+                     "  scenario broken { load 1 }", traffic="traffic 100 rps")
+    program = load_text(text, "spec.rollout")
+    assert not program.has_errors, [d.message for d in program.diagnostics]
+    d = one(run_checks(program), "RL802")
+    assert d.message == "the simulator does not model job gates: this effect on `load` is ignored"
+    (rollout,) = program.rollouts()
+    opts = runner.Options(runs=50, seed=1, workers=1, scenarios=("null",))
+    doc = runner.simulate(rollout, build_plan(rollout), opts).to_json()
+    assert "gate `load` (a job gate) is not simulated: it never fails here" in json.dumps(doc)
+    assert "the bake after promotion is not simulated" in json.dumps(doc)
