@@ -355,7 +355,7 @@ def _rebuilt(gate: ir.AnyGate) -> str:
         if gate.sigma is not None:
             opts.append(f"sigma {gate.sigma:g}")
         if gate.sd is not None:
-            opts.append(f"sd {gate.sd:g}")
+            opts.append(f"sd {_slo_value(gate, gate.sd)}")  # in the signal's unit, as `baseline`
         opts.append(f"every {duration_text(gate.interval_s)}")
         opts.append(f"fail after {gate.failure_limit}")
         if gate.min_samples is not None:

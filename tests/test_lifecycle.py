@@ -738,3 +738,14 @@ def test_the_simulator_leaves_job_gates_and_the_bake_out_and_says_so() -> None:
     doc = runner.simulate(rollout, build_plan(rollout), opts).to_json()
     assert "gate `load` (a job gate) is not simulated: it never fails here" in json.dumps(doc)
     assert "the bake after promotion is not simulated" in json.dumps(doc)
+
+
+def test_explain_rebuilds_the_simulators_spreads_in_the_signals_unit() -> None:
+    from rolloutlang.explain import describe_gate
+
+    text = demo_spec("  canary { 5% for 1h  100% }\n  gate l: p99 latency < 300ms, baseline 200ms, sigma 0.6\n"
+                     "  gate s: saturation < 80%, sd 5%\n  on l, s fail: rollback now")
+    (rollout,) = load_text(text, "spec.rollout").rollouts()
+    assert [describe_gate(g) for g in rollout.gates] == [
+        "p99 latency < 300ms, baseline 200ms, sigma 0.6, every 1m, fail after 1",
+        "saturation < 80%, sd 5%, every 1m, fail after 1"]
