@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 
 from rolloutlang import ir, queries
 from rolloutlang.diagnostics import Diagnostic, Severity, error, warning
-from rolloutlang.plan import Phase, Plan
+from rolloutlang.plan import Phase, Plan, compares_arms
 from rolloutlang.source import Span
 from rolloutlang.stats.gates import gate_looks
 from rolloutlang.stats.schedule import gate_windows
@@ -39,6 +39,7 @@ from rolloutlang.units import duration_text
 SPEC_MOUNT = "/etc/rolloutlang/spec"
 MIRROR_ROUTE = "mirror"
 MAX_STEPS = 1000
+JOB_START_S = 300  # what a job's deadline allows to pull the image and start the pod, beyond the timeout
 HPA_CPU_UTILIZATION = 80
 NOTIFY_TRIGGERS = ("on-rollout-aborted", "on-rollout-paused", "on-rollout-completed")
 NOTIFY_SERVICE = "slack"
@@ -48,26 +49,40 @@ DIGEST = r"sha256:[0-9a-f]{64}"
 Action = Literal["abort", "pause", "dry-run"]
 
 
+# How a gate is measured: a Prometheus query, `rollout evaluate` in a job, the team's own command in a job
+# (`run`, or `call` without a JSON field), or Argo's web provider (`call "URL" json "FIELD" < N`).
+Provider = Literal["prometheus", "job", "command", "web"]
+
+
 @dataclass
 class GateUse:
     """How a gate is compiled: by which provider, and what its failure does."""
 
     gate: ir.AnyGate
-    provider: Literal["prometheus", "job"]
+    provider: Provider
     action: Action
     confirm_s: float = 0.0
+
+    @property
+    def once(self) -> bool:
+        """A job gate without `every`: one run, as a step where its phase begins."""
+        return isinstance(self.gate, ir.JobGate) and self.gate.interval_s is None
 
     @property
     def failure_limit(self) -> int:
         """Failed measurements tolerated before the metric fails (Argo fails at failureLimit + 1)."""
         if self.provider == "job" or isinstance(self.gate, ir.BusinessGate | ir.SrmGate):
             return 0  # `rollout evaluate` applies `fail after` and the confirmation wait itself
-        extra = math.ceil(self.confirm_s / self.gate.interval_s - 1e-9) if self.confirm_s else 0
+        interval = self.gate.interval_s
+        if interval is None:
+            return 0  # one run decides
+        extra = math.ceil(self.confirm_s / interval - 1e-9) if self.confirm_s else 0
         return self.gate.failure_limit - 1 + extra
 
     @property
     def inconclusive_limit(self) -> int:
-        if self.provider == "job" or isinstance(self.gate, ir.BusinessGate | ir.SrmGate):
+        if self.provider in ("job", "command") or isinstance(self.gate, ir.BusinessGate | ir.SrmGate) \
+                or self.gate.interval_s is None:
             return 0
         return self.gate.failure_limit - 1
 
@@ -77,7 +92,7 @@ class MetricView:
     """One metric of an AnalysisTemplate, ready for the template."""
 
     name: str
-    provider: Literal["prometheus", "job"]
+    provider: Provider
     interval: str | None = None
     count: int | None = None
     initial_delay: str | None = None
@@ -88,6 +103,23 @@ class MetricView:
     address: str = ""
     query: str = ""
     job: dict[str, Any] = field(default_factory=dict)
+    run: RunView | None = None
+    web: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunView:
+    """A job that runs the team's own command (a gate's, or a hook's) in the pipeline image.
+
+    ``mode`` picks the script the template writes: ``run`` (the command's exit code), ``run-json`` (a number in
+    its JSON output against a threshold) or ``call`` (a URL answers 2xx).  Every spec value is an environment
+    variable, its ``$`` doubled so that Kubernetes does not expand ``$(NAME)`` in it.
+    """
+
+    mode: Literal["run", "run-json", "call"]
+    image: str
+    deadline: int
+    env: list[tuple[str, str]]
 
 
 @dataclass
@@ -110,7 +142,8 @@ class Step:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def _condition(op: str, threshold: float, breach_matches: bool) -> tuple[str, str]:
+def _condition(op: str, threshold: float, breach_matches: bool, value_of: str = "result[0]",
+               data: str = "len(result) == 1 && !isNaN(result[0])") -> tuple[str, str]:
     """successCondition and failureCondition for a one-number Prometheus result.
 
     No data (an empty vector, several series, NaN) matches neither, so it is
@@ -119,10 +152,10 @@ def _condition(op: str, threshold: float, breach_matches: bool) -> tuple[str, st
     Rollout pauses instead of aborting.
     """
     value = queries.format_number(threshold) if threshold >= 0 else "-" + queries.format_number(-threshold)
-    data = "len(result) == 1 && !isNaN(result[0])"
     negated = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}[op]
-    success = f"{data} && result[0] {op} {value}"
-    failure = f"{data} && result[0] {negated} {value}" if breach_matches else "false"
+    guard = f"{data} && " if data else ""
+    success = f"{guard}{value_of} {op} {value}"
+    failure = f"{guard}{value_of} {negated} {value}" if breach_matches else "false"
     return success, failure
 
 
@@ -158,6 +191,10 @@ class _Build:
         self.strategy_analysis: dict[str, Any] = {}
         self.background_args: list[dict[str, Any]] = []
         self.evaluator = ""
+        self.run_image: str | None = None
+        self.phase_start: dict[str, int] = {}
+        self.switches: dict[str, Phase] = kube.consumer_switch_phases(self.plan)
+        self.switch_routes: dict[str, kube.HeaderRoute] = {}
 
     # -- diagnostics -------------------------------------------------------------------------------
 
@@ -177,10 +214,22 @@ class _Build:
         self._classify_gates()
         if isinstance(r.strategy, ir.Canary):
             self._canary(r.strategy)
+            self._after_promotion()
+            self._holdout()
+            self._background(self.phase_start)
+            if len(self.steps) > MAX_STEPS:
+                self.error("RL723", f"the Rollout would have {len(self.steps)} steps, more than {MAX_STEPS}",
+                           r.strategy.span, help="business gates with a short `every` add two steps per look: "
+                                                 "look less often (`every 6h`) or at stage ends only")
         elif isinstance(r.strategy, ir.BlueGreen):
             self._blue_green(r.strategy)
+            self._holdout()
         else:
             self._rolling(r.strategy)
+            self._holdout()
+        self._scale_down()
+        self._on_rollback()
+        self._unplaced()
         self._left_to_others()
         if self.needs_evaluator:
             self._evaluator_image()
@@ -189,7 +238,6 @@ class _Build:
                 self.error("RL733", f"gate `{gate.name}` runs `rollout evaluate` in the cluster, whose RoleBinding "
                            "must name the namespace", r.name_span or r.span,
                            help="add `namespace NAME` to the rollout")
-        self._holdout()
         self._validate()
 
     def _check_strings(self) -> None:
@@ -204,6 +252,11 @@ class _Build:
             texts.extend((f"query `{q.name}`", q.query, q.span) for q in source.queries)
             if source.evaluator_image and source.evaluator_span is not None:
                 texts.append(("the evaluator image", source.evaluator_image, source.evaluator_span))
+        for gate in self.rollout.gates:
+            if isinstance(gate, ir.JobGate):
+                texts.append((f"gate `{gate.name}`", gate.command or gate.url or "", gate.target_span))
+        texts.extend((f"hook `{h.name}`", h.command, h.span) for h in self.rollout.pipeline
+                     if h.point != "before-traffic")
         for what, text, span in texts:
             if "{{" in text:
                 self.error("RL717", f"{what} contains `{{{{`, which Argo Rollouts reads as an argument reference",
@@ -301,10 +354,27 @@ class _Build:
                            help="Kubernetes names are lower case with `-`: rename one gate so the two differ "
                                 "after `_` becomes `-`")
                 continue
-            # A threshold on one arm is a Prometheus metric; comparing the arms or counting requests (`min
-            # samples`) takes `rollout evaluate`.
-            prometheus = isinstance(gate, ir.SloGate) and gate.comparison == "threshold" and gate.min_samples is None
-            provider: Literal["prometheus", "job"] = "prometheus" if prometheus else "job"
+            provider: Provider
+            if isinstance(gate, ir.JobGate):
+                # The team's own check: Argo's web provider reads a JSON field of a URL's answer; a command, or a
+                # URL that only has to answer 2xx (web needs a JSON body), runs in a job in the pipeline image.
+                provider = "web" if gate.url is not None and gate.field is not None else "command"
+                if provider == "command" and action == "pause":
+                    rule = next(rule for rule in rules if any(a.kind == "pause" for a in rule.actions))
+                    self.error("RL756", f"Argo Rollouts cannot pause on job gate `{gate.name}`: a job metric "
+                               "passes or fails, and a failure aborts", rule.span, label="`pause` on a job",
+                               help="roll back on it (`rollback`), or have the command print JSON and gate on a "
+                                    "field of it through a URL (`call \"URL\" json \"FIELD\" < N`), which can "
+                                    "pause")
+                    continue
+                if provider == "command":
+                    self._run_image(gate.span)
+            else:
+                # A threshold on one arm is a Prometheus metric; comparing the arms or counting requests (`min
+                # samples`) takes `rollout evaluate`.
+                prometheus = isinstance(gate, ir.SloGate) and gate.comparison == "threshold" \
+                    and gate.min_samples is None
+                provider = "prometheus" if prometheus else "job"
             if provider == "job":
                 self.needs_evaluator = True
             self.uses.append(GateUse(gate, provider, action, min(waits) if waits else 0.0))
@@ -346,11 +416,73 @@ class _Build:
             args += ["--look", "{{args.look}}"]
         if use.confirm_s:
             args += ["--confirm-after", kube.go_duration(use.confirm_s)]
-        interval = None if isinstance(gate, ir.BusinessGate) else kube.go_duration(gate.interval_s)
+        interval = None if gate.interval_s is None or isinstance(gate, ir.BusinessGate) \
+            else kube.go_duration(gate.interval_s)
         deadline = 900 + math.ceil(use.confirm_s)
         return MetricView(name=dns_label(gate.name), provider="job", interval=interval,
                           failure_limit=use.failure_limit,
                           job={"args": args, "deadline": deadline})
+
+    def _run_image(self, span: Span) -> str:
+        """The image the team's commands run in, in the cluster: the CI image (`pipeline { image ... }` or
+        --ci-image), which already holds what the hooks run; RL755 when there is none."""
+        if self.run_image is not None:
+            return self.run_image
+        given = self.unit.options.ci_image
+        spec_image = self.rollout.pipeline_image
+        if given is not None:
+            self.run_image = given.strip()
+        elif spec_image is not None and spec_image.pin is not None and spec_image.pin.digest is not None:
+            self.run_image = f"{spec_image.image}@{spec_image.pin.digest}"
+        else:
+            self.run_image = ""
+            self.error("RL755", "the team's commands run in the cluster as Argo Rollouts jobs, which need an "
+                       "image, pinned by digest", span, label="no `pipeline { image ... }`",
+                       help='name the image that holds your commands (and python3) in the rollout: `pipeline { '
+                            'image "registry.example.com/ml/rollout-ci" @ sha256:... }`, or pass --ci-image')
+        return self.run_image
+
+    def _run_view(self, what: str, name: str, span: Span, timeout_s: float, *, command: str | None = None,
+                  url: str | None = None, field: str | None = None, op: str | None = None,
+                  threshold: float | None = None) -> RunView:
+        env = [("ROLLOUT_RUN", f"{what} {name}"), ("ROLLOUT_TIMEOUT", str(math.ceil(timeout_s)))]
+        mode: Literal["run", "run-json", "call"]
+        if command is not None:
+            env.append(("ROLLOUT_COMMAND", command))
+            mode = "run"
+            if field is not None and op is not None and threshold is not None:
+                mode = "run-json"
+                env += [("ROLLOUT_FIELD", field), ("ROLLOUT_OP", op),
+                        ("ROLLOUT_THRESHOLD", queries.format_number(threshold))]
+        else:
+            assert url is not None
+            env.append(("ROLLOUT_URL", url))
+            mode = "call"
+        # Kubernetes expands `$(NAME)` in env values and reduces `$$` to `$`: doubled, every `$` stays itself.
+        env = [(k, v.replace("$", "$$")) for k, v in env]
+        # The command itself is held to its timeout (`timeout`); the job's deadline adds time to start the pod.
+        return RunView(mode, self._run_image(span), math.ceil(timeout_s) + JOB_START_S, env)
+
+    def _own_metric(self, use: GateUse) -> MetricView:
+        """A job gate: the team's command in a job, or Argo's web provider on a JSON field of a URL's answer."""
+        gate = use.gate
+        assert isinstance(gate, ir.JobGate)
+        interval = kube.go_duration(gate.interval_s) if gate.interval_s is not None else None
+        metric = MetricView(name=dns_label(gate.name), provider=use.provider, interval=interval,
+                            failure_limit=use.failure_limit)
+        if use.provider == "web":
+            assert gate.url is not None and gate.field is not None and gate.op is not None
+            assert gate.threshold is not None
+            success, failure = _condition(gate.op, gate.threshold, use.action == "abort", "asFloat(result)", "")
+            metric.success_condition, metric.failure_condition = success, failure
+            metric.inconclusive_limit = use.inconclusive_limit
+            path = "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in gate.field.split("."))
+            metric.web = {"url": gate.url, "json_path": "{$" + path + "}",
+                          "timeout": max(math.ceil(gate.timeout_s), 1)}
+        else:
+            metric.run = self._run_view("gate", gate.name, gate.span, gate.timeout_s, command=gate.command,
+                                        url=gate.url, field=gate.field, op=gate.op, threshold=gate.threshold)
+        return metric
 
     def _template(self, use: GateUse, role: Literal["background", "step", "pre", "post"], *,
                   count: int | None = None, initial_delay_s: float = 0.0) -> TemplateView:
@@ -358,17 +490,23 @@ class _Build:
         if use.provider == "prometheus":
             # After a blue-green switch every request goes to the new pods, whatever their ephemeral label says.
             metric = self._slo_metric(use, queries.ANY if role == "post" else queries.CANARY)
-        else:
+        elif use.provider == "job":
             metric = self._job_metric(use, look_arg=role == "step")
+        else:
+            metric = self._own_metric(use)
         if count is not None:
             metric.count = count
-            if count > 1 and metric.interval is None and not isinstance(gate, ir.BusinessGate):
+            if count > 1 and metric.interval is None and gate.interval_s is not None:
                 metric.interval = kube.go_duration(gate.interval_s)
-        if role == "step":
+        if role == "step" or use.once:
             metric.count = 1
-        if role != "step":
+            metric.interval = None
+        if isinstance(gate, ir.JobGate):
+            # the team's check measures now: only a later start waits
+            metric.initial_delay = kube.go_duration(initial_delay_s) if initial_delay_s > 0 else None
+        elif role != "step":
             # The first measurement waits for one full window of data, which would otherwise be "no data".
-            assert not isinstance(gate, ir.BusinessGate)
+            assert not isinstance(gate, ir.BusinessGate) and gate.interval_s is not None
             window = queries.slo_window_s(gate) if isinstance(gate, ir.SloGate) else gate.interval_s
             metric.initial_delay = kube.go_duration(window + initial_delay_s)
         args = []
@@ -406,13 +544,15 @@ class _Build:
 
     def _canary(self, canary: ir.Canary) -> None:
         r = self.rollout
-        targets = kube.consumer_targets(r)
-        routes = kube.header_routes(r, targets)
+        routes = kube.header_routes(r, kube.consumer_targets(self.plan))
         self.diagnostics.extend(kube.regex_diagnostics(routes, "RL719"))
         seen_stable: kube.HeaderRoute | None = None
         for hr in routes:
             if hr.target == "stable":
                 seen_stable = seen_stable or hr
+                if hr.origin == "consumer" and hr.consumer in self.switches:
+                    self.switch_routes[hr.consumer] = hr  # moved to the candidate at its own switch
+                    self.managed_routes.append(hr.name)
                 continue
             if seen_stable is not None:
                 self.warn("RL724", f"Argo Rollouts puts its header routes above every other route: {hr.label} "
@@ -425,14 +565,17 @@ class _Build:
         mirror_pct = self._mirror_percent(shadow.percent, shadow.span) if shadow is not None else None
         if shadow is not None:
             self.managed_routes.append(MIRROR_ROUTE)
-        phase_start: dict[str, int] = {}
+        phase_start = self.phase_start
         looks = self._looks()
         mirroring = False
-        for phase in self.plan.pre_promotion:
+        pre = self.plan.pre_promotion
+        for phase in pre:
             if phase.kind == "shadow":
                 phase_start[phase.id] = self._step("setCanaryScale", weight=min(max(mirror_pct or 1, 1), 100))
                 self._step("setMirrorRoute", name=MIRROR_ROUTE, percentage=mirror_pct)
+                self._at_start(phase)
                 self._pauses(phase, looks)
+                self._at_end(phase)
                 self._step("setMirrorRoute", name=MIRROR_ROUTE, remove=True)
                 self._step("setCanaryScale", match_traffic_weight=True)
                 continue
@@ -453,21 +596,92 @@ class _Build:
                     self._step("setWeight", weight=weight)
                     mirroring = False
                 else:
-                    last = phase.index == len(self.plan.pre_promotion) - 1
-                    if last and weight == 100 and not phase.duration_s and not phase.open_ended:
+                    last = phase.index == len(pre) - 1
+                    if last and weight == 100 and not phase.duration_s and not phase.open_ended \
+                            and not self._has_points(phase):
                         phase_start[phase.id] = len(self.steps)
                         continue  # the end of the steps promotes to 100% anyway
                     phase_start[phase.id] = self._step("setWeight", weight=weight)
+            self._at_start(phase)
             self._pauses(phase, looks)
+            self._at_end(phase)
         if mirroring:
             self._step("setMirrorRoute", name=MIRROR_ROUTE, remove=True)
             self._step("setCanaryScale", match_traffic_weight=True)
-        self._background(phase_start)
-        if len(self.steps) > MAX_STEPS:
-            self.error("RL723", f"the Rollout would have {len(self.steps)} steps, more than {MAX_STEPS}",
-                       canary.span, help="business gates with a short `every` add two steps per look: "
-                                         "look less often (`every 6h`) or at stage ends only")
         self.strategy = {"kind": "canary", "traffic_routing": True}
+
+    # -- points of the plan: job gates that run once, hooks, consumer switches ------------------------------
+
+    def _hooks_at(self, phase: Phase, point: ir.HookPoint) -> list[ir.PipelineHook]:
+        """Hooks at the start or end of ``phase``; `after promotion` counts as the start of the first phase
+        after promotion (the bake, else the holdout)."""
+        out = []
+        first_post = next((p for p in self.plan.phases if p.post_promotion), None)
+        for h in self.rollout.pipeline:
+            if h.point == point and h.phase == phase.name:
+                out.append(h)
+            elif point == "phase-start" and h.point == "after-promotion" and first_post is not None \
+                    and phase.id == first_post.id:
+                out.append(h)
+        return out
+
+    def _once_gates(self, phase: Phase) -> list[GateUse]:
+        return [u for u in self.uses if u.once and u.gate.name in phase.gates]
+
+    def _has_points(self, phase: Phase) -> bool:
+        return bool(self._hooks_at(phase, "phase-start") or self._hooks_at(phase, "phase-end")
+                    or self._once_gates(phase) or any(p.id == phase.id for p in self.switches.values()))
+
+    def _at_start(self, phase: Phase) -> None:
+        """As the phase begins: consumers switched here move to the candidate, then its one-run job gates and
+        its hooks run, as one analysis step the Rollout waits for."""
+        for name, at in self.switches.items():
+            hr = self.switch_routes.get(name)
+            if at.id == phase.id and hr is not None:
+                self._step("setHeaderRoute", name=hr.name, header=hr.header, match=hr.match, value=hr.value)
+        names = [self._template(u, "step").meta.name for u in self._once_gates(phase)]
+        names += [self._hook_template(h, "step").meta.name for h in self._hooks_at(phase, "phase-start")]
+        if names:
+            self._step("analysis", templates=names, args=[])
+
+    def _at_end(self, phase: Phase) -> None:
+        names = [self._hook_template(h, "step").meta.name for h in self._hooks_at(phase, "phase-end")]
+        if names:
+            self._step("analysis", templates=names, args=[])
+
+    def _hook_template(self, hook: ir.PipelineHook, role: Literal["step", "pre", "post"]) -> TemplateView:
+        """A hook as a one-run job metric: the Rollout waits for it, and a failure (or its timeout) aborts."""
+        name = self.names.template("hook", hook.name)
+        found = next((t for t in self.templates if t.meta.name == name), None)
+        if found is not None:
+            return found
+        metric = MetricView(name=dns_label("hook", hook.name), provider="command", count=1,
+                            run=self._run_view("hook", hook.name, hook.span, hook.timeout_s, command=hook.command))
+        meta = kube.metadata(self.names, name, self.rollout, kube.WAVE_REFERENCED)
+        meta.annotations[f"{kube.LABEL_PREFIX}/hook"] = hook.name
+        view = TemplateView(meta, [], [metric], [], hook.span, role)
+        self.templates.append(view)
+        return view
+
+    def _after_promotion(self) -> None:
+        """The bake of a canary or a rolling update: every request on the candidate, as a last timed pause
+        whose gates keep running (the background analysis) and can still abort; `after promotion` hooks and
+        one-run job gates of the bake run as it begins."""
+        bake = next((p for p in self.plan.phases if p.kind == "bake"), None)
+        hooks = [h for h in self.rollout.pipeline if h.point == "after-promotion"]
+        if bake is None and not hooks:
+            return
+        if not (self.steps and self.steps[-1].kind == "setWeight" and self.steps[-1].values["weight"] == 100):
+            self._step("setWeight", weight=100)
+        if bake is None:
+            names = [self._hook_template(h, "step").meta.name for h in hooks]
+            self._step("analysis", templates=names, args=[])
+            return
+        self.phase_start[bake.id] = len(self.steps) - 1
+        self._at_start(bake)
+        if bake.duration_s:
+            self._step("pause", duration=kube.go_duration(bake.duration_s))
+        self._at_end(bake)
 
     def _looks(self) -> dict[str, list[tuple[float, GateUse, int]]]:
         """Business-gate looks by phase id: (seconds into the phase, the gate, look number)."""
@@ -512,24 +726,53 @@ class _Build:
         return name
 
     def _background(self, phase_start: dict[str, int]) -> None:
-        """SLO and drift gates, one background analysis, each gate starting at its `from` stage."""
+        """SLO, drift and repeated job gates, one background analysis, each gate starting at its `from` phase.
+
+        The analysis runs until the Rollout completes, through a bake or a holdout; a gate that compares with
+        stable is over at promotion (no stable traffic is left to compare with), so it stops after the
+        measurements that fit before it, when the plan's time to promotion is bounded (RL758 otherwise).
+        """
+        compiled = [p for p in self.plan.phases if p.id in phase_start]
         first_phase: dict[str, Phase] = {}
         for use in self.uses:
-            if isinstance(use.gate, ir.BusinessGate):
+            if isinstance(use.gate, ir.BusinessGate) or use.once:
                 continue
-            phase = next((p for p in self.plan.pre_promotion if use.gate.name in p.gates), None)
+            phase = next((p for p in compiled if use.gate.name in p.gates), None)
             if phase is not None:
                 first_phase[use.gate.name] = phase
         if not first_phase:
             return
         earliest = min(first_phase.values(), key=lambda p: p.index)
         names = []
+        post = [p for p in compiled if p.post_promotion]
         for use in self.uses:
             phase = first_phase.get(use.gate.name)
             if phase is None:
                 continue
             delay = phase.earliest_start_s - earliest.earliest_start_s
-            names.append(self._template(use, "background", initial_delay_s=delay).meta.name)
+            count = None
+            last = [p for p in compiled if use.gate.name in p.gates][-1]
+            if post and not last.post_promotion and use.gate.interval_s is not None:
+                # active up to promotion only: stop after the measurements that fit before it
+                if last.latest_end_s is None:
+                    self.warn("RL758", f"gate `{use.gate.name}` keeps running after promotion, where it has no "
+                              "stable traffic to compare with, and its no-data results pause the Rollout",
+                              use.gate.span, label="compares with stable",
+                              help="Argo Rollouts' background analysis cannot stop one gate at promotion, and "
+                                   "this plan's time to promotion is open (an approval or a hold), so its "
+                                   "measurements cannot be counted; give the stages durations, or drop the "
+                                   "bake or holdout")
+                else:
+                    gate = use.gate
+                    window = queries.slo_window_s(gate) if isinstance(gate, ir.SloGate) else \
+                        (gate.interval_s if isinstance(gate, ir.DriftGate | ir.SrmGate) else 0.0)
+                    span_s = last.latest_end_s - phase.earliest_start_s - window
+                    count = max(math.floor(span_s / use.gate.interval_s + 1e-9) + 1, use.failure_limit + 1,
+                                use.inconclusive_limit, 1)
+            view = self._template(use, "background", initial_delay_s=delay)
+            if count is not None:
+                view.metrics[0].count = count
+            names.append(view.meta.name)
         starting = phase_start.get(earliest.id, 0)
         if earliest.index == 0:
             starting = 0
@@ -553,24 +796,45 @@ class _Build:
                           help="gate a blue-green rollout on SLOs and drift, or use a canary")
         gates = [u for u in self.uses if not isinstance(u.gate, ir.BusinessGate)]
         preview = self.plan.phase("preview") if any(p.id == "preview" for p in self.plan.phases) else None
+        bake = next((p for p in self.plan.phases if p.kind == "bake"), None)
         window_pre = (preview.duration_s or 0.0) if preview is not None else 0.0
-        window_post = bg.scale_down_delay_s if bg.scale_down_delay_s is not None else 30.0
+        window_post = bake.duration_s or 0.0 if bake is not None else \
+            (bg.scale_down_delay_s if bg.scale_down_delay_s is not None else 30.0)
         pre, post = [], []
         for use in gates:
             assert not isinstance(use.gate, ir.BusinessGate)
-            every = use.gate.interval_s
+            every = use.gate.interval_s or 1.0  # a job gate without `every` runs once
             need = use.failure_limit + 1
-            pre.append(self._template(use, "pre", count=max(math.ceil(window_pre / every - 1e-9), need)).meta.name)
-            if isinstance(use.gate, ir.DriftGate) and use.gate.reference == "stable":
+            # the preview's analysis also carries gates of a shadow phase, which blue-green does not mirror (RL720)
+            if any(use.gate.name in p.gates for p in self.plan.pre_promotion):
+                view = self._template(use, "pre", count=max(math.ceil(window_pre / every - 1e-9), need))
+                pre.append(view.meta.name)
+            if bake is not None:
+                if use.gate.name not in bake.gates:
+                    continue  # the plan's comparisons end at promotion
+            elif compares_arms(use.gate) or use.once:
                 continue  # after the switch no stable traffic is left to compare with
             post.append(self._template(use, "post", count=max(math.ceil(window_post / every - 1e-9), need)).meta.name)
+        # hooks: the preview begins with the pre-promotion analysis, the bake with the post-promotion one
+        roles: tuple[tuple[Phase | None, list[str], Literal["pre", "post"]], ...] = (
+            (preview, pre, "pre"), (bake, post, "post"))
+        for phase, names, role in roles:
+            if phase is not None:
+                names += [self._hook_template(h, role).meta.name for h in self._hooks_at(phase, "phase-start")]
+        if bake is None:
+            post += [self._hook_template(h, "post").meta.name for h in self.rollout.pipeline
+                     if h.point == "after-promotion"]
         if any("canary-hash" in t.args for t in self.templates):
             self.background_args = [{"name": "canary-hash", "hash": "Latest"}]
         auto = bg.promotion == "auto" and not (preview is not None and preview.approval)
+        # The old version must outlive the post-promotion analysis, which Argo cancels at the scale-down.
+        scale_down = self.plan.scale_down_after_s
+        if bake is not None:
+            scale_down = (bake.duration_s or 0.0) + (scale_down if scale_down is not None else 30.0)
         self.strategy = {
             "kind": "blue-green", "auto": auto,
             "auto_seconds": math.ceil(window_pre) if auto and window_pre else None,
-            "scale_down": math.ceil(bg.scale_down_delay_s) if bg.scale_down_delay_s is not None else None,
+            "scale_down": math.ceil(scale_down) if scale_down is not None else None,
             "pre": pre, "post": post,
         }
 
@@ -596,16 +860,66 @@ class _Build:
                           c.route.span, help="a rolling update has no second version to route to; use a canary "
                                              "or a blue-green switch to move consumers on their own")
         names = [self._template(u, "background").meta.name for u in self.uses
-                 if not isinstance(u.gate, ir.BusinessGate)]
+                 if not isinstance(u.gate, ir.BusinessGate) and not u.once]
         self.strategy_analysis = {"templates": names, "starting_step": None} if names else {}
         if any("canary-hash" in t.args for t in self.templates if t.role == "background"):
             self.background_args = [{"name": "canary-hash", "hash": "Latest"}]
         self.strategy = {"kind": "rolling", "max_surge": surge, "max_unavailable": unavailable}
         phase = next((p for p in self.plan.pre_promotion if p.kind == "rolling"), None)
-        if phase is not None and phase.approval:
-            # Update every pod, then wait: until someone promotes, an abort still brings the old pods back.
+        post = any(p.kind == "bake" for p in self.plan.phases) or any(
+            h.point == "after-promotion" for h in self.rollout.pipeline)
+        if phase is not None and (phase.approval or self._has_points(phase) or post):
+            # Steps on a rolling update: what runs as it begins, every pod updated, what runs at its end; then
+            # a wait for a person (until someone promotes, an abort still brings the old pods back), the bake.
+            self.phase_start[phase.id] = 0
+            self._at_start(phase)
             self._step("setWeight", weight=100)
-            self._step("pause")
+            self._at_end(phase)
+            if phase.approval:
+                self._step("pause")
+            self._after_promotion()
+
+    def _scale_down(self) -> None:
+        """`scale down after`: how long the old version stays up once promoted (a canary's is counted from the
+        end of its steps, so from the end of the bake; a blue-green's is set with its post-promotion analysis)."""
+        after = self.rollout.scale_down
+        if after is None or self.rollout.strategy is None:
+            return
+        if isinstance(self.rollout.strategy, ir.Canary):
+            self.strategy["scale_down"] = math.ceil(after.after_s)
+        elif isinstance(self.rollout.strategy, ir.Rolling):
+            self.warn("RL757", "`scale down after` is not compiled: a rolling update replaces the old pods as it "
+                      "goes, so none are left to scale down later", after.span,
+                      help="Argo Rollouts keeps old pods up after promotion only with a traffic router: use a "
+                           "canary or a blue-green switch to keep the old version warm")
+
+    def _on_rollback(self) -> None:
+        for h in self.rollout.pipeline:
+            if h.point == "on-rollback":
+                self.diagnostics.append(Diagnostic(
+                    Severity.NOTE, "RL760", f"Argo Rollouts runs nothing when it aborts: hook `{h.name}` runs in "
+                    "the CI rollback job (`rollout compile -t gitlab|github`), not when a gate aborts the Rollout",
+                    h.span, help="to act on every abort, subscribe to the on-rollout-aborted notification"))
+
+    def _unplaced(self) -> None:
+        """Hooks and one-run job gates at a point of the plan the Rollout has no step for."""
+        placed = {t.meta.annotations.get(f"{kube.LABEL_PREFIX}/hook") for t in self.templates}
+        for h in self.rollout.pipeline:
+            if h.point in ("phase-start", "phase-end", "after-promotion") and h.name not in placed:
+                where = "after promotion" if h.point == "after-promotion" else \
+                    f"at the {'start' if h.point == 'phase-start' else 'end'} of `{h.phase}`"
+                kind = self.rollout.strategy.kind if self.rollout.strategy is not None else ""
+                self.warn("RL759", f"hook `{h.name}` is not compiled: a {kind} Rollout has no step {where}",
+                          h.phase_span or h.span,
+                          help="a blue-green Rollout runs hooks as its preview and its bake begin (analyses); "
+                               "move the hook to one of those points, or run it from CI before traffic moves")
+        gated = {m.name for t in self.templates for m in t.metrics}
+        for u in self.uses:
+            if u.once and dns_label(u.gate.name) not in gated:
+                self.warn("RL759", f"job gate `{u.gate.name}` is not compiled: the Rollout has no step where its "
+                          "phase begins", u.gate.span,
+                          help="run it again and again with `every D`, which the analysis can hold, or give it "
+                               "`from` a phase the target compiles")
 
     def _holdout(self) -> None:
         h = self.rollout.holdout
@@ -618,8 +932,14 @@ class _Build:
                 self.error("RL710", f"Argo Rollouts and Istio weigh traffic in whole percent, not "
                            f"{100 - h.percent:g}%", span, help=f"write `holdout {max(round(h.percent), 1)}% ...`")
                 return
-            self._step("setWeight", weight=weight)
+            holdout = next((p for p in self.plan.phases if p.kind == "holdout"), None)
+            start = self._step("setWeight", weight=weight)
+            if holdout is not None:
+                self.phase_start[holdout.id] = start
+                self._at_start(holdout)
             self._step("pause", duration=kube.go_duration(h.duration_s))
+            if holdout is not None:
+                self._at_end(holdout)
             self.warn("RL713", f"Argo Rollouts has no phase after promotion: the holdout becomes a last step at "
                       f"{weight}% for {duration_text(h.duration_s)}, before the Rollout completes", span,
                       help="the gates keep running through it and can still roll back; promote by hand "
@@ -699,9 +1019,15 @@ class _Build:
             emit("Service", svc, "service.yaml.j2", meta=meta, selector={kube.APP_LABEL: names.service}, port=port)
         job = self._job_context() if self.needs_evaluator else None
         order = {g.name: i for i, g in enumerate(r.gates)}
+        order.update({h.name: len(r.gates) + i for i, h in enumerate(r.pipeline)})
         roles = {"background": 0, "pre": 0, "step": 1, "post": 2}
-        for view in sorted(self.templates, key=lambda v: (order.get(v.meta.annotations[f"{kube.LABEL_PREFIX}/gate"],
-                                                                    0), roles[v.role])):
+
+        def written(view: TemplateView) -> tuple[int, int]:
+            annotations = view.meta.annotations
+            name = annotations.get(f"{kube.LABEL_PREFIX}/gate") or annotations.get(f"{kube.LABEL_PREFIX}/hook", "")
+            return order.get(name, 0), roles[view.role]
+
+        for view in sorted(self.templates, key=written):
             emit("AnalysisTemplate", view.meta.name, "analysistemplate.yaml.j2", view=view, job=job)
         emit("Rollout", names.rollout, "rollout.yaml.j2", **self._rollout_context(port))
         serving = r.serving

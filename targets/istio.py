@@ -79,7 +79,10 @@ class Istio(Target):
             return TargetResult()
         names = kube.Names.of(r)
         diagnostics: list[Diagnostic] = []
-        routes = kube.header_routes(r, kube.consumer_targets(r))
+        # Argo Rollouts moves a canary's consumers at their switches; a blue-green VirtualService is static, and
+        # a consumer that switches before promotion reads the preview.
+        preview = next((p for p in unit.plan.phases if p.kind == "preview"), None)
+        routes = kube.header_routes(r, kube.consumer_targets(unit.plan, preview))
         diagnostics.extend(kube.regex_diagnostics(routes, "RL719"))
         if isinstance(r.strategy, ir.BlueGreen) and r.shadow is not None and not unit.options.per_stage:
             diagnostics.append(warning(
@@ -170,16 +173,19 @@ class Istio(Target):
         r = unit.rollout
         plan = unit.plan
         views: list[VirtualServiceView] = []
-        phases: list[tuple[str, float, float, Span | None]] = []  # name, weight, mirror, weight span
+        # name, weight, mirror, weight span, the phase (None: the promoted split)
+        phases: list[tuple[str, float, float, Span | None, Phase | None]] = []
         for phase in plan.phases:
             if phase.post_promotion and isinstance(r.strategy, ir.Rolling):
                 continue
-            phases.append((phase.name, phase.weight_percent, phase.shadow_percent, _weight_span(phase)))
+            phases.append((phase.name, phase.weight_percent, phase.shadow_percent, _weight_span(phase), phase))
         pre = plan.pre_promotion
-        if pre and (pre[-1].weight_percent < 100 or isinstance(r.strategy, ir.BlueGreen)) \
+        promoted_here = pre and not (len(plan.phases) > len(pre) and plan.phases[len(pre)].kind == "bake")
+        pinned = any(role == "stable" for _, role in pre[-1].consumers) if pre else False
+        if promoted_here and (pre[-1].weight_percent < 100 or pinned or isinstance(r.strategy, ir.BlueGreen)) \
                 and not isinstance(r.strategy, ir.Rolling):
-            phases.insert(len(pre), ("promoted", 100.0, 0.0, None))  # before a holdout, which follows it
-        for i, (phase_name, weight, mirror, span) in enumerate(phases):
+            phases.insert(len(pre), ("promoted", 100.0, 0.0, None, None))  # before a holdout, which follows it
+        for i, (phase_name, weight, mirror, span, at) in enumerate(phases):
             w = kube.whole_percent(weight)
             if w is None:
                 diagnostics.append(error("RL710", f"Argo Rollouts and Istio weigh traffic in whole percent, not "
@@ -191,8 +197,11 @@ class Istio(Target):
                 http.append(HttpRoute(kube.PRIMARY_ROUTE, [Destination(names.service)]))
             else:
                 subsets = {"candidate": kube.CANARY_SUBSET, "stable": kube.STABLE_SUBSET}
+                # each consumer on its own switch: pinned to stable until the plan moves it
+                on = kube.consumer_targets(plan, at) if at is not None else {}
                 for hr in routes:
-                    http.append(_header_route(hr, Destination(names.service, subsets[hr.target])))
+                    target = on.get(hr.consumer, "candidate") if hr.origin == "consumer" else hr.target
+                    http.append(_header_route(hr, Destination(names.service, subsets[target])))
                 primary = HttpRoute(kube.PRIMARY_ROUTE, [Destination(names.service, kube.STABLE_SUBSET, 100 - w),
                                                          Destination(names.service, kube.CANARY_SUBSET, w)])
                 if mirror > 0:

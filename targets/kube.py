@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from rolloutlang import ir, queries
 from rolloutlang.diagnostics import Diagnostic, error
+from rolloutlang.plan import Phase, Plan
 from rolloutlang.source import Span
 from rolloutlang.targets.base import dns_label
 
@@ -92,6 +93,7 @@ class HeaderRoute:
     value: str
     span: Span
     label: str  # for messages: `route header "x" = "y"` or `consumer related-items`
+    consumer: str = ""  # the consumer's name, for a consumer's route
 
 
 _RE2_UNSUPPORTED = re.compile(r"\(\?[=!<]|\\[1-9]|\(\?P=")
@@ -127,12 +129,13 @@ def header_routes(rollout: ir.Rollout, consumer_targets: dict[str, ir.Role]) -> 
         used.add(name)
         return name
 
-    def make(origin: str, match: ir.HeaderMatch, target: ir.Role, base: str, label: str) -> HeaderRoute:
+    def make(origin: str, match: ir.HeaderMatch, target: ir.Role, base: str, label: str,
+             consumer: str = "") -> HeaderRoute:
         if match.kind == "cookie":
             return HeaderRoute(unique(base), origin, target, "cookie", "regex",
-                               cookie_regex(match.name, match.match, match.value), match.span, label)
+                               cookie_regex(match.name, match.match, match.value), match.span, label, consumer)
         return HeaderRoute(unique(base), origin, target, match.name.lower(), match.match, match.value, match.span,
-                           label)
+                           label, consumer)
 
     for route in rollout.routes:
         m = route.match
@@ -141,7 +144,7 @@ def header_routes(rollout: ir.Rollout, consumer_targets: dict[str, ir.Role]) -> 
     for consumer in rollout.consumers:
         if consumer.route is not None and consumer.name in consumer_targets:
             out.append(make("consumer", consumer.route, consumer_targets[consumer.name],
-                            dns_label("consumer", consumer.name), f"consumer `{consumer.name}`"))
+                            dns_label("consumer", consumer.name), f"consumer `{consumer.name}`", consumer.name))
     return out
 
 
@@ -157,28 +160,28 @@ def regex_diagnostics(routes: list[HeaderRoute], code: str) -> list[Diagnostic]:
     return out
 
 
-def consumer_targets(rollout: ir.Rollout) -> dict[str, ir.Role]:
-    """The model each consumer with a `via` is pinned to: the one whose output shape it expects.
+def consumer_targets(plan: Plan, phase: Phase | None = None) -> dict[str, ir.Role]:
+    """The model each consumer with its own route (`via`) is on in ``phase`` (default: the plan's first).
 
-    A consumer that expects the candidate's shape and not the stable's is on
-    the candidate; every other consumer (same shape, or an adapter) stays on
-    stable until promotion.
+    The plan pins a consumer to stable until its own switch (`switch at PHASE`, by default promotion) moves
+    it to the candidate; with no phase at all it is on the candidate (promoted).
     """
-    def dim(role: ir.Role, output: str) -> int | None:
-        sig = rollout.signature_for(role)
-        if sig is None:
-            return None
-        f = next((o for o in sig.outputs if o.name == output), None)
-        if f is None:
-            return None
-        return f.type.dims[0] if f.type.dims else None
+    if phase is None:
+        phase = plan.phases[0] if plan.phases else None
+    if phase is not None:
+        return dict(phase.consumers)
+    return {c.name: "candidate" for c in plan.rollout.consumers if c.route is not None}
 
-    out: dict[str, ir.Role] = {}
-    for c in rollout.consumers:
-        if c.route is None:
-            continue
-        on_candidate = dim("candidate", c.output) == c.expects_dim and dim("stable", c.output) != c.expects_dim
-        out[c.name] = "candidate" if on_candidate else "stable"
+
+def consumer_switch_phases(plan: Plan) -> dict[str, Phase]:
+    """For each consumer that starts on stable, the phase before promotion in which its route moves to the
+    candidate; consumers that move at promotion (or later) are not listed: promotion moves every route."""
+    start = consumer_targets(plan)
+    out: dict[str, Phase] = {}
+    for phase in plan.pre_promotion:
+        for name, role in phase.consumers:
+            if role == "candidate" and start.get(name) == "stable" and name not in out:
+                out[name] = phase
     return out
 
 

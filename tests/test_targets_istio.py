@@ -44,7 +44,9 @@ def _consumer_spec(strategy: str = "canary { 10% for 1h  100% }", shadow: str = 
 def test_canary_routing_leaves_the_candidate_routes_to_argo() -> None:
     vss, drs, _ = istio(_consumer_spec())
     http = vss[0]["spec"]["http"]
-    assert [h["name"] for h in http] == ["header-x-caller-to-stable", "consumer-old-reader", "primary"]
+    # every consumer with a `via` is pinned to stable until its own switch (by default, promotion)
+    assert [h["name"] for h in http] == ["header-x-caller-to-stable", "consumer-old-reader", "consumer-new-reader",
+                                         "primary"]
     assert http[0]["route"] == [{"destination": {"host": "demo", "subset": "stable"}}]
     assert http[-1]["route"] == [{"destination": {"host": "demo", "subset": "stable"}, "weight": 100},
                                  {"destination": {"host": "demo", "subset": "canary"}, "weight": 0}]
@@ -54,7 +56,7 @@ def test_canary_routing_leaves_the_candidate_routes_to_argo() -> None:
     outputs, _ = compile_text(_consumer_spec(), ["argo"])
     managed = by_kind(outputs, "Rollout")[0]["spec"]["strategy"]["canary"]["trafficRouting"]["managedRoutes"]
     assert [m["name"] for m in managed] == ["header-x-ml-preview-to-candidate", "cookie-beta-to-candidate",
-                                            "consumer-new-reader", "mirror"]
+                                            "mirror"]
 
 
 def test_blue_green_routes_to_the_active_and_preview_services() -> None:
@@ -63,8 +65,12 @@ def test_blue_green_routes_to_the_active_and_preview_services() -> None:
     hosts = {h["name"]: h["route"][0]["destination"]["host"] for h in http}
     assert hosts == {"header-x-ml-preview-to-candidate": "demo-preview", "header-x-caller-to-stable": "demo",
                      "cookie-beta-to-candidate": "demo-preview", "consumer-old-reader": "demo",
-                     "consumer-new-reader": "demo-preview", "primary": "demo"}
+                     "consumer-new-reader": "demo", "primary": "demo"}
     assert [h["name"] for h in http][-1] == "primary" and drs == []
+    # switched at the preview, the consumer reads the preview from the start
+    vss, _, _ = istio(_consumer_spec("blue-green { preview for 1h }").replace('= "new"', '= "new" switch at preview'))
+    hosts = {h["name"]: h["route"][0]["destination"]["host"] for h in vss[0]["spec"]["http"]}
+    assert hosts["consumer-new-reader"] == "demo-preview" and hosts["consumer-old-reader"] == "demo"
     cookie = next(h for h in http if h["name"] == "cookie-beta-to-candidate")
     import re
 
@@ -90,6 +96,33 @@ def test_per_stage_writes_one_virtual_service_per_phase() -> None:
     assert {s["name"]: s["labels"]["rolloutlang.dev/model-version"] for s in drs[0]["spec"]["subsets"]} == \
         {"stable": "1.0.0", "canary": "2.0.0"}
     assert "mirror" not in first["spec"]["http"][-1]
+
+
+def _subset_of(vs: dict, route: str) -> str:
+    return str(next(h for h in vs["spec"]["http"] if h["name"] == route)["route"][0]["destination"]["subset"])
+
+
+def test_consumers_are_pinned_to_stable_until_their_own_switch_per_stage() -> None:
+    text = _consumer_spec("canary { first: 10% for 1h  wide: 50% for 1h  100% }", shadow="1%")
+    text = text.replace('= "new"', '= "new" switch at wide')
+    vss, _, _ = istio(text, per_stage=True)
+    by_phase = {vs["metadata"]["annotations"]["rolloutlang.dev/stage"]: vs for vs in vss}
+    phases = ("shadow", "first", "wide", "stage-3", "promoted")
+    assert [_subset_of(by_phase[p], "consumer-new-reader") for p in phases] == \
+        ["stable", "stable", "canary", "canary", "canary"]
+    # the consumer with an adapter moves at promotion only: after the last stage, even at 100%
+    assert [_subset_of(by_phase[p], "consumer-old-reader") for p in phases] == \
+        ["stable", "stable", "stable", "stable", "canary"]
+    # With Argo Rollouts: a static route to stable, then the Rollout's own header route from the switch on.
+    vss, _, _ = istio(text)
+    assert _subset_of(vss[0], "consumer-new-reader") == "stable"
+    outputs, _ = compile_text(text, ["argo"])
+    canary = by_kind(outputs, "Rollout")[0]["spec"]["strategy"]["canary"]
+    steps = canary["steps"]
+    at = next(i for i, s in enumerate(steps) if s.get("setHeaderRoute", {}).get("name") == "consumer-new-reader")
+    assert steps[at - 1] == {"setWeight": 50}
+    assert steps[at]["setHeaderRoute"]["match"] == [{"headerName": "x-caller", "headerValue": {"exact": "new"}}]
+    assert "consumer-new-reader" in [m["name"] for m in canary["trafficRouting"]["managedRoutes"]]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
