@@ -671,13 +671,14 @@ class _Build:
         hooks = [h for h in self.rollout.pipeline if h.point == "after-promotion"]
         if bake is None and not hooks:
             return
-        if not (self.steps and self.steps[-1].kind == "setWeight" and self.steps[-1].values["weight"] == 100):
+        weights = [st.values["weight"] for st in self.steps if st.kind == "setWeight"]
+        if not weights or weights[-1] != 100:
             self._step("setWeight", weight=100)
         if bake is None:
             names = [self._hook_template(h, "step").meta.name for h in hooks]
             self._step("analysis", templates=names, args=[])
             return
-        self.phase_start[bake.id] = len(self.steps) - 1
+        self.phase_start[bake.id] = max(i for i, st in enumerate(self.steps) if st.kind == "setWeight")
         self._at_start(bake)
         if bake.duration_s:
             self._step("pause", duration=kube.go_duration(bake.duration_s))

@@ -5,7 +5,9 @@ pipeline both targets write, in order, each job only where the spec needs it:
 
 * ``check``: ``rollout check --strict``, its findings as a review report;
 * ``simulate``: when the spec has scenarios, budgets or a business gate;
-* one ``hook-NAME`` job per ``pipeline`` hook, in the written order;
+* one ``hook-NAME`` job per ``pipeline`` hook before traffic, in the written order, each held to its
+  timeout (hooks at a phase or after promotion run in the Argo Rollout; hooks on rollback are steps of
+  ``rollback``);
 * ``compile`` the Argo Rollouts and Istio manifests, ``diff`` them against the
   cluster (both also on merge and pull requests);
 * ``preflight`` (the live stable model is the spec's), ``deploy`` in sync-wave
@@ -13,7 +15,7 @@ pipeline both targets write, in order, each job only where the spec needs it:
 * one approval job per plan phase that waits for a person, in a protected
   environment named ``ROLLOUT/STEP``; it promotes the Argo Rollout past that
   pause once ``rollout ci paused`` confirms the Rollout waits there;
-* ``rollback`` (manual; in ``ROLLOUT/rollback`` when the spec names who may
+* ``rollback`` (manual, then the hooks `on rollback`; in ``ROLLOUT/rollback`` when the spec names who may
   approve one) and ``notify`` on failure, to the spec's channels.
 
 Every value from the spec reaches a job as an environment variable (a quoted
@@ -24,6 +26,7 @@ text.  The targets differ only in how a platform says this.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -51,12 +54,39 @@ CI_IMAGE_HELP = ('add `image "registry.example.com/ml/rollout-ci" @ sha256:<dige
 
 @dataclass(frozen=True)
 class Hook:
-    """One `pipeline` hook: its job, and the command `sh -c` runs."""
+    """One `pipeline` hook: its job (or the job it is a step of), the command `sh -c` runs, and how long it may.
+
+    Hooks before traffic are jobs of their own; hooks on rollback are steps of the rollback job, after the
+    abort; hooks at the start or end of a phase or after promotion run in the cluster, as steps of the Argo
+    Rollout (``targets/argo.py``), which alone knows when a phase begins.
+    """
 
     job: str
     name: str
     command: str
     needs: str
+    timeout_s: float = ir.DEFAULT_TIMEOUT_S
+    point: ir.HookPoint = "before-traffic"
+    phase: str | None = None
+
+    @property
+    def timeout(self) -> str:
+        """The timeout in whole seconds, for `timeout`."""
+        return str(math.ceil(self.timeout_s))
+
+    @property
+    def timeout_minutes(self) -> int:
+        """Whole minutes for a CI step's limit: the timeout, rounded up."""
+        return max(math.ceil(self.timeout_s / 60), 1)
+
+    @property
+    def where(self) -> str:
+        """Where in the plan it runs, in the language's words."""
+        if self.point == "phase-start":
+            return f"at start of {self.phase}"
+        if self.point == "phase-end":
+            return f"at end of {self.phase}"
+        return self.point.replace("-", " ")
 
 
 @dataclass(frozen=True)
@@ -100,6 +130,9 @@ class Pipeline:
     candidate_digest: str
     simulate: bool
     hooks: tuple[Hook, ...]
+    rollback_hooks: tuple[Hook, ...]
+    cluster_hooks: tuple[Hook, ...]
+    revert: str | None
     approvals: tuple[Approval, ...]
     rollback_environment: str | None
     rollback_approvers: tuple[str, ...]
@@ -229,10 +262,17 @@ def build_pipeline(unit: CompileInput, target: str) -> tuple[Pipeline | None, li
     simulate = bool(rollout.scenarios or rollout.budgets
                     or any(isinstance(g, ir.BusinessGate) for g in rollout.gates))
     before = "simulate" if simulate else "check"
+    rollback_hooks: list[Hook] = []
+    cluster_hooks: list[Hook] = []
     for h in rollout.pipeline:
-        job = _unique(ids, job_id("hook", h.name))
-        hooks.append(Hook(job=job, name=h.name, command=h.command, needs=before))
-        before = job
+        if h.point == "before-traffic":
+            job = _unique(ids, job_id("hook", h.name))
+            hooks.append(Hook(job=job, name=h.name, command=h.command, needs=before, timeout_s=h.timeout_s))
+            before = job
+        else:
+            hook = Hook(job="rollback", name=h.name, command=h.command, needs="rollback", timeout_s=h.timeout_s,
+                        point=h.point, phase=h.phase)
+            (rollback_hooks if h.point == "on-rollback" else cluster_hooks).append(hook)
     rollback_approvers = tuple(dict.fromkeys(x for a in rollout.approvals if a.what == "rollback"
                                              for x in a.approvers))
     evaluator = unit.options.evaluator_image
@@ -249,6 +289,9 @@ def build_pipeline(unit: CompileInput, target: str) -> tuple[Pipeline | None, li
         candidate_digest=candidate_digest,
         simulate=simulate,
         hooks=tuple(hooks),
+        rollback_hooks=tuple(rollback_hooks),
+        cluster_hooks=tuple(cluster_hooks),
+        revert=(rollout.revert.reason or "") if rollout.revert is not None else None,
         approvals=tuple(_approvals(unit, "deploy")),
         rollback_environment=f"{rollout.name}/rollback" if rollback_approvers else None,
         rollback_approvers=rollback_approvers,

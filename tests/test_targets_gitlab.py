@@ -164,7 +164,8 @@ def test_a_failing_hook_fails_its_job_and_hostile_hooks_run_as_written(tmp_path:
                               capture_output=True, text=True, check=True).stdout
     assert expected == ("substituted|backticks|${{ github.event.issue.title }}|quote\" and \\ backslash|hostile|"
                         "second line\n")
-    assert _job_output(output, "demo:hook-hostile", 'sh -c "$ROLLOUT_HOOK_COMMAND"') == expected, output
+    after = 'timeout "$ROLLOUT_HOOK_TIMEOUT" sh -c "$ROLLOUT_HOOK_COMMAND"'
+    assert _job_output(output, "demo:hook-hostile", after) == expected, output
 
 
 def _job_output(output: str, job: str, after: str) -> str:
