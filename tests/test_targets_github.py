@@ -46,7 +46,8 @@ def test_actionlint_would_catch_a_spec_value_pasted_into_a_script(tmp_path: Path
     """The check above can fail: the same workflow with the hook command pasted into `run:` does."""
     tool = require_tool("actionlint")
     (out,) = get_target("github").compile(_hostile_unit("${{ github.event.issue.title }}")).outputs
-    unsafe = out.text.replace('timeout "$ROLLOUT_HOOK_TIMEOUT" sh -c "$ROLLOUT_HOOK_COMMAND"', "sh -c '${{ github.event.issue.title }}'")
+    unsafe = out.text.replace('timeout "$ROLLOUT_HOOK_TIMEOUT" sh -c "$ROLLOUT_HOOK_COMMAND"',
+                              "sh -c '${{ github.event.issue.title }}'")
     assert unsafe != out.text
     path = tmp_path / ".github" / "workflows" / "unsafe.yml"
     path.parent.mkdir(parents=True)
