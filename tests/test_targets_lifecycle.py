@@ -26,7 +26,7 @@ from rolloutlang.loader import load
 from rolloutlang.targets.base import CompileOptions, Output
 from rolloutlang.targets.driver import compile_program
 from tests.helpers import assert_golden
-from tests.manifests import ROOT, SCHEMAS, by_kind, compile_text, documents
+from tests.manifests import ROOT, SCHEMAS, by_kind, documents
 from tests.pipelines import parse
 from tests.test_targets_argo import argo_outputs, codes
 from tests.tools import require_tool
@@ -259,7 +259,7 @@ def test_the_job_script_passes_on_exit_code_or_on_a_json_field(tmp_path: Path) -
     assert _run_job(run, command="exit 3")[0] == 3
     # the command is run as written: `$`, quotes and `$(...)` reach `sh -c` unchanged
     (tmp_path / "out").unlink(missing_ok=True)
-    code, out = _run_job(run, command=f"printf '%s' \"$HOME\" '$(id)' > {tmp_path / 'out'}")
+    code, _ = _run_job(run, command=f"printf '%s' \"$HOME\" '$(id)' > {tmp_path / 'out'}")
     assert code == 0 and (tmp_path / "out").read_text() == os.environ["HOME"] + "$(id)"
     js = objects["AnalysisTemplate/scorer-json"]
     assert _run_job(js, command=f"echo '{json.dumps({'stats': [{'rate': 0.004}]})}'") == (
