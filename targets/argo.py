@@ -193,6 +193,8 @@ class _Build:
         self.evaluator = ""
         self.run_image: str | None = None
         self.phase_start: dict[str, int] = {}
+        self.looks: dict[str, list[tuple[float, GateUse, int]]] = {}
+        self.bake_weight = 100
         self.switches: dict[str, Phase] = kube.consumer_switch_phases(self.plan)
         self.switch_routes: dict[str, kube.HeaderRoute] = {}
 
@@ -566,7 +568,7 @@ class _Build:
         if shadow is not None:
             self.managed_routes.append(MIRROR_ROUTE)
         phase_start = self.phase_start
-        looks = self._looks()
+        looks = self.looks = self._looks()
         mirroring = False
         pre = self.plan.pre_promotion
         for phase in pre:
@@ -611,6 +613,10 @@ class _Build:
         self.strategy = {"kind": "canary", "traffic_routing": True}
 
     # -- points of the plan: job gates that run once, hooks, consumer switches ------------------------------
+
+    def weight_of(self, phase: Phase) -> float:
+        """The candidate's weight the Rollout gives the phase (a bake before a holdout keeps its slice)."""
+        return self.bake_weight if phase.kind == "bake" else phase.weight_percent
 
     def _hooks_at(self, phase: Phase, point: ir.HookPoint) -> list[ir.PipelineHook]:
         """Hooks at the start or end of ``phase``; `after promotion` counts as the start of the first phase
@@ -671,23 +677,33 @@ class _Build:
         hooks = [h for h in self.rollout.pipeline if h.point == "after-promotion"]
         if bake is None and not hooks:
             return
+        full = 100
+        h = self.rollout.holdout
+        if bake is not None and h is not None and h.role == "stable" and isinstance(self.rollout.strategy, ir.Canary):
+            held = kube.whole_percent(100.0 - h.percent)
+            if held is not None:
+                # The holdout's slice stays on stable through the bake: a Rollout's weights only rise.
+                full = self.bake_weight = held
+                self.warn("RL713", f"the bake runs at {held}%, not 100%: the holdout's {100 - held}% stays on "
+                          "stable from promotion on, since the Rollout's steps never lower a weight", h.span,
+                          help="the bake's gates judge the candidate on the rest of the traffic; to bake at 100%, "
+                               "drop the holdout")
         weights = [st.values["weight"] for st in self.steps if st.kind == "setWeight"]
-        if not weights or weights[-1] != 100:
-            self._step("setWeight", weight=100)
+        if not weights or weights[-1] != full:
+            self._step("setWeight", weight=full)
         if bake is None:
             names = [self._hook_template(h, "step").meta.name for h in hooks]
             self._step("analysis", templates=names, args=[])
             return
         self.phase_start[bake.id] = max(i for i, st in enumerate(self.steps) if st.kind == "setWeight")
         self._at_start(bake)
-        if bake.duration_s:
-            self._step("pause", duration=kube.go_duration(bake.duration_s))
+        self._pauses(bake, self.looks)
         self._at_end(bake)
 
     def _looks(self) -> dict[str, list[tuple[float, GateUse, int]]]:
         """Business-gate looks by phase id: (seconds into the phase, the gate, look number)."""
         out: dict[str, list[tuple[float, GateUse, int]]] = {}
-        by_name = {p.name: p for p in self.plan.pre_promotion}
+        by_name = {p.name: p for p in self.plan.phases}
         for use in self.uses:
             gate = use.gate
             if not isinstance(gate, ir.BusinessGate):
@@ -752,7 +768,18 @@ class _Build:
                 continue
             delay = phase.earliest_start_s - earliest.earliest_start_s
             count = None
-            last = [p for p in compiled if use.gate.name in p.gates][-1]
+            active = [p for p in compiled if use.gate.name in p.gates]
+            last = active[-1]
+            gap = next((p for p in compiled if phase.index < p.index < last.index and p not in active
+                        and self.weight_of(p) >= 100 and (p.duration_s or p.open_ended)
+                        and compares_arms(use.gate)), None)
+            if gap is not None:
+                self.warn("RL758", f"gate `{use.gate.name}` compares with stable, which answers nothing in "
+                          f"phase `{gap.name}` at 100%, but Argo Rollouts' background analysis keeps running it there: its "
+                          "no-data results would pause the Rollout", use.gate.span, label="compares with stable",
+                          help="the background analysis cannot stop one gate for a phase and start it again: "
+                               "compare with the training data (`vs training`), which needs no stable traffic, "
+                               f"or leave out `{gap.name}`")
             if post and not last.post_promotion and use.gate.interval_s is not None:
                 # active up to promotion only: stop after the measurements that fit before it
                 if last.latest_end_s is None:
@@ -938,9 +965,10 @@ class _Build:
             if holdout is not None:
                 self.phase_start[holdout.id] = start
                 self._at_start(holdout)
-            self._step("pause", duration=kube.go_duration(h.duration_s))
-            if holdout is not None:
+                self._pauses(holdout, self.looks)  # with the looks of gates `from holdout`
                 self._at_end(holdout)
+            else:
+                self._step("pause", duration=kube.go_duration(h.duration_s))
             self.warn("RL713", f"Argo Rollouts has no phase after promotion: the holdout becomes a last step at "
                       f"{weight}% for {duration_text(h.duration_s)}, before the Rollout completes", span,
                       help="the gates keep running through it and can still roll back; promote by hand "

@@ -26,7 +26,7 @@ from rolloutlang.loader import load
 from rolloutlang.targets.base import CompileOptions, Output
 from rolloutlang.targets.driver import compile_program
 from tests.helpers import assert_golden
-from tests.manifests import ROOT, SCHEMAS, by_kind, documents
+from tests.manifests import ROOT, SCHEMAS, by_kind, compile_text, documents
 from tests.pipelines import parse
 from tests.test_targets_argo import argo_outputs, codes
 from tests.tools import require_tool
@@ -187,6 +187,19 @@ def test_rolling_bake_updates_every_pod_then_waits_with_the_gates_running() -> N
         {"analysis": {"templates": [{"templateName": "scorer-replay"}, {"templateName": "scorer-hook-audit"}]}},
         {"pause": {"duration": "30m"}},
     ]
+
+
+def test_a_bake_before_a_holdout_keeps_the_holdout_slice_on_stable() -> None:
+    # a gate comparing with stable through both: the bake keeps stable traffic, so nothing pauses for no data
+    text = _with("lifecycle-canary", "gate drift:   psi(scores) < 0.2 vs stable, every 1h",
+                 "gate drift:   psi(scores) < 0.2 vs stable, every 1h, from first")
+    text = text.replace("  bake for 2h\n", "  bake for 2h\n  holdout 1% on stable for 1d\n")
+    found = codes(text)
+    assert ("RL713", _line_of(text, "holdout 1%")) in found and "RL758" not in [c for c, _ in found]
+    steps = argo_outputs(text)["Rollout/ranker"]["spec"]["strategy"]["canary"]["steps"]
+    bake = steps.index({"setWeight": 99})
+    assert steps[bake + 2] == {"pause": {"duration": "2h"}}  # after the bake's analysis step
+    assert steps[bake + 3:] == [{"setWeight": 99}, {"pause": {"duration": "24h"}}]  # the weights never go down
 
 
 def _with(name: str, old: str, new: str) -> str:
