@@ -776,7 +776,8 @@ class _Build:
             if gap is not None:
                 self.warn("RL758", f"gate `{use.gate.name}` compares with stable, which answers nothing in "
                           f"phase `{gap.name}` at 100%, but Argo Rollouts' background analysis keeps running it "
-                          "there: its no-data results would pause the Rollout", use.gate.span, label="compares with stable",
+                          "there: its no-data results would pause the Rollout", use.gate.span,
+                          label="compares with stable",
                           help="the background analysis cannot stop one gate for a phase and start it again: "
                                "compare with the training data (`vs training`), which needs no stable traffic, "
                                f"or leave out `{gap.name}`")

@@ -26,7 +26,7 @@ from rolloutlang.loader import load
 from rolloutlang.targets.base import CompileOptions, Output
 from rolloutlang.targets.driver import compile_program
 from tests.helpers import assert_golden
-from tests.manifests import ROOT, SCHEMAS, by_kind, compile_text, documents
+from tests.manifests import ROOT, SCHEMAS, by_kind, documents
 from tests.pipelines import parse
 from tests.test_targets_argo import argo_outputs, codes
 from tests.tools import require_tool
