@@ -174,11 +174,12 @@ def consumer_targets(plan: Plan, phase: Phase | None = None) -> dict[str, ir.Rol
 
 
 def consumer_switch_phases(plan: Plan) -> dict[str, Phase]:
-    """For each consumer that starts on stable, the phase before promotion in which its route moves to the
-    candidate; consumers that move at promotion (or later) are not listed: promotion moves every route."""
+    """For each consumer that starts on stable, the phase in which its route moves to the candidate: one of
+    its own (`switch at PHASE`), or the first after promotion (a bake, a holdout); a consumer that moves when
+    the plan ends is not listed, since promotion moves every route."""
     start = consumer_targets(plan)
     out: dict[str, Phase] = {}
-    for phase in plan.pre_promotion:
+    for phase in plan.phases:
         for name, role in phase.consumers:
             if role == "candidate" and start.get(name) == "stable" and name not in out:
                 out[name] = phase

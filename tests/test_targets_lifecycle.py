@@ -142,6 +142,14 @@ def test_hooks_and_one_run_job_gates_are_analysis_steps_where_their_phase_begins
                                         {"analysis": {"templates": [{"templateName": "ranker-hook-report"}]}}]
 
 
+def test_a_consumer_switched_at_promotion_moves_as_the_bake_begins() -> None:
+    text = _with("lifecycle-canary", ' switch at wide', '')
+    steps = argo_outputs(text)["Rollout/ranker"]["spec"]["strategy"]["canary"]["steps"]
+    bake = steps.index({"setWeight": 100})
+    assert steps[bake + 1]["setHeaderRoute"]["name"] == "consumer-feed-mixer"
+    assert sum("setHeaderRoute" in st for st in steps) == 1
+
+
 def test_job_gates_are_job_and_web_metrics_with_their_timeouts() -> None:
     objects = _objects("lifecycle-canary")
     load = _metric(objects, "ranker-load")
