@@ -433,7 +433,13 @@ class _Build:
         given = self.unit.options.ci_image
         spec_image = self.rollout.pipeline_image
         if given is not None:
+            import re
+
             self.run_image = given.strip()
+            if not re.fullmatch(r"[^@\s]+@" + DIGEST, self.run_image):
+                self.error("RL755", f"--ci-image `{given}` is not pinned by a sha256 digest", span,
+                           label="runs this in the cluster",
+                           help="pass IMAGE@sha256:<64 hex digits>: a tag can change under a running rollout")
         elif spec_image is not None and spec_image.pin is not None and spec_image.pin.digest is not None:
             self.run_image = f"{spec_image.image}@{spec_image.pin.digest}"
         else:

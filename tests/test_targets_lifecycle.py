@@ -225,6 +225,8 @@ def test_limits_are_located_diagnostics() -> None:
     text = _with("lifecycle-rolling", '    image   "registry.example.com/risk/rollout-ci" @ sha256:'
                  '5a5dc22255df60a15271d4fb1082dfd36182e1b989165a364813ef0fbbdd039b\n', "")
     assert ("RL755", _line_of(text, "gate replay")) in codes(text)
+    assert ("RL755", _line_of(text, "gate replay")) in codes(text, ci_image="registry.example.com/ci:latest")
+    assert "RL755" not in [c for c, _ in codes(text, ci_image="registry.example.com/ci@sha256:" + "ab" * 32)]
     # a command cannot pause a Rollout
     text = _with("lifecycle-rolling", "on latency, errors, replay fail: rollback now",
                  "on latency, errors fail: rollback now\n  on replay fail: pause")
