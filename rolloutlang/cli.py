@@ -165,9 +165,11 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, limit:
             semantic = _run_checks(program)
             if dump_ir:
                 dumps.append(program.main.model_dump_json(indent=2))
-        semantic_ids = {id(d) for d in semantic}
-        for d in program.waive([*found, *semantic]):
-            is_semantic = id(d) in semantic_ids or (d.suppression is not None and d.code[2] in "3456")
+        # waive() keeps the findings' order (then adds RL143 for unused waivers): the checks' findings are
+        # the ones after the loader's, and only they have IR paths.
+        checked = range(len(found), len(found) + len(semantic))
+        for i, d in enumerate(program.waive([*found, *semantic])):
+            is_semantic = i in checked
             if strict and d.severity is Severity.WARNING:
                 d = dataclasses.replace(d, severity=Severity.ERROR)
             if is_semantic and program.main is not None:

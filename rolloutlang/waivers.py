@@ -109,8 +109,8 @@ def read_waivers(src: SourceFile, comments: Iterable[Comment],
 
 def apply_waivers(diagnostics: Sequence[Diagnostic], waivers: Sequence[Waiver],
                   report_unused: Iterable[str] = ()) -> list[Diagnostic]:
-    """The diagnostics, each one a waiver matches marked suppressed; RL143 for the unused waivers of the files
-    named in ``report_unused``."""
+    """The diagnostics in their order, each one a waiver matches marked suppressed; then RL143 for the
+    unused waivers of the files named in ``report_unused``."""
     used: set[Waiver] = set()
     out = []
     for d in diagnostics:
