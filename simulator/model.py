@@ -203,20 +203,19 @@ def _actions(rollout: ir.Rollout, name: str) -> Actions:
     return Actions(rollback, after if rollback else 0.0, pause, tuple(notify), promote, tuple(notify_pass))
 
 
-def _business_looks(plan: Plan, gate: ir.BusinessGate, phase_index: dict[str, int]) -> tuple[Look, ...]:
+def _business_looks(plan: Plan, gate: ir.BusinessGate, phase_index: dict[str, int]) -> tuple[tuple[Look, ...], int]:
+    """The gate's looks in the simulated phases, and how many it has after them (in the bake or holdout)."""
     from rolloutlang.stats.gates import gate_looks
     from rolloutlang.stats.schedule import gate_windows
 
     windows = gate_windows(plan, gate)
     starts = {w.name: w.start_s for w in windows}
     looks = gate_looks(gate, windows)
-    out = []
-    for i, look in enumerate(looks):
-        start = starts.get(look.stage)
-        if start is None:
-            continue
-        out.append(Look(phase_index[look.stage], look.time_s - start, look.time_s, look.stage, i == len(looks) - 1))
-    return tuple(out)
+    kept = [(look, start) for look in looks
+            if look.stage in phase_index and (start := starts.get(look.stage)) is not None]
+    out = tuple(Look(phase_index[look.stage], look.time_s - start, look.time_s, look.stage, look is looks[-1])
+                for look, start in kept)
+    return out, len(looks) - len(kept)
 
 
 def _start_phase(rollout: ir.Rollout, plan: Plan, notes: list[str]) -> float:
@@ -276,7 +275,10 @@ def build_plan_model(rollout: ir.Rollout, plan: Plan, *, approval_delay_s: float
         actions = _actions(rollout, gate.name)
         if isinstance(gate, ir.BusinessGate):
             metric = rollout.label_metric(gate.metric)
-            looks = _business_looks(plan, gate, phase_index) if metric is not None else ()
+            looks, later = _business_looks(plan, gate, phase_index) if metric is not None else ((), 0)
+            if later and looks:
+                notes.append(f"gate `{gate.name}`: {later} of its looks come after promotion (bake, holdout), "
+                             "which is not simulated")
             planned = plan_gate(rollout, gate, plan) if traffic is not None else None
             reference = planned.samples[-1].information if planned is not None and planned.samples else None
             analytic = planned.power if planned is not None and planned.characteristics is not None else None
@@ -288,7 +290,9 @@ def build_plan_model(rollout: ir.Rollout, plan: Plan, *, approval_delay_s: float
                                  f"{unit.design_effect:.2f} as extra variation" + (" (icc not given: 0)"
                                                                                  if unit.icc_assumed else ""))
             if not looks:
-                notes.append(f"gate `{gate.name}` has no look with a fixed time on the plan: it is not simulated")
+                notes.append(f"gate `{gate.name}` looks only after promotion (bake, holdout): it is not simulated"
+                             if later else
+                             f"gate `{gate.name}` has no look with a fixed time on the plan: it is not simulated")
             gates.append(GateModel(gate, index, "business", active, actions, bool(looks), looks,
                                    test_spec(rollout, gate), reference, metric, analytic))
         elif isinstance(gate, ir.SloGate):

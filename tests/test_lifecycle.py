@@ -12,7 +12,7 @@ import pytest
 from rolloutlang import ir
 from rolloutlang.explain import explain_program
 from rolloutlang.formatter import format_source
-from rolloutlang.loader import Program, load_text
+from rolloutlang.loader import Program, load, load_text
 from rolloutlang.plan import Plan, build_plan, plan_to_json, render_plan
 from tests.helpers import D1, D2, at, check, demo_spec, one, pos, run_cli
 
@@ -749,3 +749,15 @@ def test_explain_rebuilds_the_simulators_spreads_in_the_signals_unit() -> None:
     assert [describe_gate(g) for g in rollout.gates] == [
         "p99 latency < 300ms, baseline 200ms, sigma 0.6, every 1m, fail after 1",
         "saturation < 80%, sd 5%, every 1m, fail after 1"]
+
+
+def test_a_business_gate_on_the_holdout_is_left_to_after_promotion_by_the_simulator() -> None:
+    """The simulator plays the plan up to promotion: a gate that looks only on the holdout is named, not run."""
+    from rolloutlang.simulator import runner
+
+    program = load(ROOT / "examples" / "ranker-v3-canary.rollout")
+    (rollout,) = program.rollouts()
+    opts = runner.Options(runs=50, seed=1, workers=1, scenarios=("null",))
+    doc = json.dumps(runner.simulate(rollout, build_plan(rollout), opts).to_json())
+    assert "gate `ctr-holdout` looks only after promotion (bake, holdout): it is not simulated" in doc
+    assert "the holdout after promotion is not simulated" in doc
