@@ -485,3 +485,24 @@ def test_start_hour_sets_where_in_the_day_the_plan_runs(hour: float, tmp_path: P
     hours = t + 0.4 * day / (2 * math.pi) * (math.sin(2 * math.pi * (hour + t - 14) / day)
                                              - math.sin(2 * math.pi * (hour - 14) / day))
     assert json.loads(out)["scenarios"][0]["exposure"]["mean"] == pytest.approx(0.1 * 1000 * hours * 3600, rel=1e-5)
+
+
+@pytest.mark.parametrize("example", sorted(p.stem for p in (ROOT / "examples").glob("*.rollout")))
+def test_every_example_simulates_every_scenario(example: str) -> None:
+    """A few runs of each scenario of every example: every construct either simulated or named as not.
+
+    The nine-day plan of ctr-ranker-longrun (13,000 one-minute windows a run) plays `null` only, to keep this
+    test quick; the other scenarios differ only in their effects.
+    """
+    from rolloutlang.loader import load
+
+    program = load(ROOT / "examples" / f"{example}.rollout")
+    assert not program.has_errors
+    for rollout in program.rollouts():
+        only = ("null",) if example == "ctr-ranker-longrun" else ()
+        opts = runner.Options(runs=20, seed=1, workers=1, scenarios=only)
+        doc = runner.simulate(rollout, build_plan(rollout), opts).to_json()
+        names = [s["name"] for s in doc["scenarios"]]
+        expected = list(only) or [n for n in ("null", "at-mde") if n in names] + [s.name for s in rollout.scenarios]
+        assert names == expected
+        assert all(0.0 <= s["p_rollback"]["estimate"] <= 1.0 for s in doc["scenarios"])
