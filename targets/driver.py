@@ -9,6 +9,7 @@ wrote is overwritten without `--force`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from rolloutlang.diagnostics import Diagnostic, error
 from rolloutlang.outputs import is_generated, write_atomic
 from rolloutlang.targets import get_target
 from rolloutlang.targets.base import CompileInput, CompileOptions, Output
+from rolloutlang.waivers import apply_waivers
 
 if TYPE_CHECKING:
     from rolloutlang.loader import Program
@@ -43,8 +45,10 @@ def compile_program(program: Program, targets: list[str], options: CompileOption
     if program.main is None or program.has_errors:
         return result
     contexts = [CheckContext(rollout=r, program=program) for r in program.rollouts()]
+    # `# waive` comments let findings go here as in `rollout check` (which reports the waivers that match nothing).
+    waived = partial(apply_waivers, waivers=program.waivers)
     for ctx in contexts:
-        result.diagnostics.extend(check_rollout(ctx))
+        result.diagnostics.extend(waived(check_rollout(ctx)))
     if result.has_errors:
         return result
     outputs: list[Output] = []
@@ -56,7 +60,7 @@ def compile_program(program: Program, targets: list[str], options: CompileOption
         for name in targets:
             compiled = get_target(name).compile(unit)
             # Two targets may say the same thing about one construct; say it once.
-            result.diagnostics.extend(d for d in compiled.diagnostics if d not in result.diagnostics)
+            result.diagnostics.extend(d for d in waived(compiled.diagnostics) if d not in result.diagnostics)
             outputs.extend(compiled.outputs)
     seen: dict[str, Output] = {}
     for out in outputs:

@@ -761,3 +761,11 @@ def test_a_business_gate_on_the_holdout_is_left_to_after_promotion_by_the_simula
     doc = json.dumps(runner.simulate(rollout, build_plan(rollout), opts).to_json())
     assert "gate `ctr-holdout` looks only after promotion (bake, holdout): it is not simulated" in doc
     assert "the holdout after promotion is not simulated" in doc
+
+
+def test_compile_honours_waivers_as_check_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """embedder-v3 waives RL411 on its consumer: compile neither shows it nor counts it as a warning."""
+    code, _, err = run_cli(["compile", str(ROOT / "examples" / "embedder-v3.rollout"), "--target", "istio"], capsys)
+    assert code == 0 and "RL411" not in err and "1 waived" in err
+    spec = (ROOT / "examples" / "embedder-v3.rollout").read_text()
+    assert "# waive RL411" in spec  # the example keeps the waiver this test relies on
