@@ -5,6 +5,7 @@ points of the plan and job gates, consumers on their own switches, reverts, waiv
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -769,3 +770,22 @@ def test_compile_honours_waivers_as_check_does(capsys: pytest.CaptureFixture[str
     assert code == 0 and "RL411" not in err and "1 waived" in err
     spec = (ROOT / "examples" / "embedder-v3.rollout").read_text()
     assert "# waive RL411" in spec  # the example keeps the waiver this test relies on
+
+
+def test_a_waiver_of_a_target_finding_is_not_unused_to_check(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """RL713 comes from `rollout compile` only: check leaves its waiver alone, compile lets the finding go."""
+    text = (ROOT / "examples" / "fraud-scorer-rolling.rollout").read_text()
+    holdout = next(line for line in text.splitlines() if line.startswith("  holdout "))
+    waived = text.replace(holdout, "  # waive RL713: the holdout slice is kept by the service mesh team\n" + holdout)
+    shutil.copytree(ROOT / "examples" / "policies", tmp_path / "examples" / "policies")  # what it imports
+    (tmp_path / "pyproject.toml").write_text("")
+    spec = tmp_path / "examples" / "fraud.rollout"
+    spec.write_text(waived)
+    code, _, err = run_cli(["check", "--strict", str(spec)], capsys)
+    assert code == 0 and "RL143" not in err
+    code, _, err = run_cli(["compile", str(spec), "--target", "argo"], capsys)
+    assert code == 0 and "RL713" not in err and "1 waived" in err
+    spec.write_text(text)  # without the waiver, compile says it
+    code, _, err = run_cli(["compile", str(spec), "--target", "argo"], capsys)
+    assert "warning[RL713]" in err
