@@ -1,4 +1,4 @@
-"""Statistics checks (RL501-RL505, RL512-RL518): does each statistical gate mean what it says, and can it see?
+"""Statistics checks (RL501-RL506, RL512-RL518): does each statistical gate mean what it says, and can it see?
 
 A business gate compares a label metric between the candidate and the stable
 model with the test its line states (:mod:`rolloutlang.stats.designs`); its
