@@ -123,8 +123,17 @@ def duration(text: str, what: str = "a duration", minimum: float = 0.0, maximum:
     return seconds
 
 
-def percent(text: str, what: str = "a percentage", *, allow_negative: bool = False, max_value: float = 100.0) -> float:
-    """A percentage as written (`4.2%` -> 4.2); range-checked to [0, max_value]."""
+# The smallest share of traffic other than 0% a spec can write (one request in 10^8): below it a weight is
+# rounding noise, and subnormal shares reach the statistics as no information at all.
+MIN_SHARE_PERCENT = 1e-6
+
+
+def percent(text: str, what: str = "a percentage", *, allow_negative: bool = False, max_value: float = 100.0,
+            share: bool = False) -> float:
+    """A percentage as written (`4.2%` -> 4.2); range-checked to [0, max_value].
+
+    A ``share`` of traffic is 0% or at least :data:`MIN_SHARE_PERCENT`.
+    """
     lit = split(text)
     if lit.unit != "%":
         if lit.unit == "":
@@ -136,6 +145,9 @@ def percent(text: str, what: str = "a percentage", *, allow_negative: bool = Fal
         raise UnitError(f"`{text}` is not a percentage", f"{what} is written like `5%`")
     if not allow_negative and lit.number < 0:
         raise UnitError(f"{what} cannot be negative (`{text}`)", f"{what} is a share from 0% to {_fmt(max_value)}%")
+    if share and 0 < abs(lit.number) < MIN_SHARE_PERCENT:
+        raise UnitError(f"{what} `{text}` is too small to tell from 0%", code="RL222",
+                        help=f"write 0%, or a share of at least {_fmt(MIN_SHARE_PERCENT)}%")
     if lit.number > max_value or lit.number < -max_value:
         raise UnitError(
             f"{what} `{text}` is over {_fmt(max_value)}%",

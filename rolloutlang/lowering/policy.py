@@ -133,7 +133,7 @@ class PolicyLowering(LowererBase):
 
     def holdout(self, node: Node) -> ir.Holdout:
         nums = node.toks("NUMLIT")
-        pct = self.unit(nums[0], lambda t: units.percent(t, "the holdout share"))
+        pct = self.unit(nums[0], lambda t: units.percent(t, "the holdout share", share=True))
         if pct <= 0 or pct >= 100:
             raise fail("RL201", "a holdout is a share strictly between 0% and 100%", nums[0].span)
         role = node.toks("ROLE")[0]

@@ -24,7 +24,7 @@ class StrategyLowering(LowererBase):
 
     def shadow(self, node: Node) -> ir.Shadow:
         pct_tok = node.toks("NUMLIT")[0]
-        pct = self.unit(pct_tok, lambda t: units.percent(t, "the shadow share"))
+        pct = self.unit(pct_tok, lambda t: units.percent(t, "the shadow share", share=True))
         if pct <= 0:
             raise fail("RL303", "a shadow of 0% mirrors nothing", pct_tok.span,
                         help="mirror a share in (0%, 100%], or remove the shadow")
@@ -35,7 +35,7 @@ class StrategyLowering(LowererBase):
         al = node.node("shadow_alongside")
         assert al is not None
         until = al.tok("NUMLIT")
-        until_pct = self.unit(until, lambda t: units.percent(t, "the canary weight")) if until else None
+        until_pct = self.unit(until, lambda t: units.percent(t, "the canary weight", share=True)) if until else None
         return ir.Shadow(span=node.span, percent=pct, alongside_canary=True, until_percent=until_pct,
                          mode_span=al.span, until_span=until.span if until else None)
 
@@ -77,7 +77,7 @@ class StrategyLowering(LowererBase):
             tok = p.number("a percentage or a pod count")
             lit = units.split(tok.text)
             if lit.unit == "%":
-                return ir.SurgeValue(value=units.percent(tok.text, "the share"), unit="percent")
+                return ir.SurgeValue(value=units.percent(tok.text, "the share", share=True), unit="percent")
             return ir.SurgeValue(value=units.number(tok.text, "a pod count", integer=True, minimum=0), unit="pods")
 
         opts = read_options(
@@ -104,7 +104,7 @@ class StrategyLowering(LowererBase):
             raise fail("RL201", f"`{weight_tok.text}` is a duration, not a canary weight", weight_tok.span,
                         help=f"a stage is a weight, `for` and a duration: write `for {weight_tok.text}` "
                              "after the weight, as in `25% for 12h`")
-        weight = self.unit(weight_tok, lambda t: units.percent(t, "a canary weight"))
+        weight = self.unit(weight_tok, lambda t: units.percent(t, "a canary weight", share=True))
         out: dict[str, Any] = {}
         for end in node.children:
             if isinstance(end, Node):

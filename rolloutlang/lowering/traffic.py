@@ -29,6 +29,8 @@ from rolloutlang.syntax import Node, Token
 MIN_BINARY_BASELINE, MAX_BINARY_BASELINE = 1e-6, 1 - 1e-6
 MIN_SD = 1e-9  # also the smallest non-zero baseline of a continuous metric
 MAX_SIGMA = 10.0
+# Below this a lognormal delay's p95 rounds to its median: write `fixed(...)` instead.
+MIN_SIGMA = 1e-6
 _Z95 = 1.6448536269514722  # the standard normal's 95th percentile
 MIN_RATE_RPS, MAX_RATE_RPS = 1 / 3600, 1e9  # one request an hour to a billion a second
 DELAY_DISTRIBUTIONS = ("immediate", "fixed", "exponential", "lognormal")
@@ -265,8 +267,8 @@ def label_delay(lowerer: LowererBase, p: Phrase) -> ir.LabelDelay:
         "lognormal": (
             OptionSpec(("median",), duration_of("the median delay"), "median", "median 2h"),
             OptionSpec(("p95",), duration_of("the 95th percentile delay"), "p95", "p95 8h"),
-            OptionSpec(("sigma",), lambda q: units.number(q.number("sigma").text, "sigma", minimum=0,
-                                                          maximum=MAX_SIGMA, above=True),
+            OptionSpec(("sigma",), lambda q: units.number(q.number("sigma").text, "sigma", minimum=MIN_SIGMA,
+                                                          maximum=MAX_SIGMA),
                        "sigma", "sigma 1"),
         ),
         "immediate": (),
