@@ -27,7 +27,7 @@ from rolloutlang.targets.base import CompileOptions, Output
 from rolloutlang.targets.driver import compile_program
 from tests.helpers import assert_golden
 from tests.manifests import ROOT, SCHEMAS, by_kind, documents
-from tests.pipelines import parse
+from tests.pipelines import parse, write
 from tests.test_targets_argo import argo_outputs, codes
 from tests.tools import require_tool
 
@@ -47,16 +47,6 @@ def spec_text(name: str) -> str:
     return (ROOT / "tests" / "specs" / f"{name}.rollout").read_text(encoding="utf-8")
 
 
-def _write(outputs: list[Output], folder: Path) -> list[Path]:
-    paths = []
-    for out in outputs:
-        path = folder / out.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(out.text, encoding="utf-8")
-        paths.append(path)
-    return paths
-
-
 # -- golden files and the real validators -------------------------------------------------------------------
 
 
@@ -74,7 +64,7 @@ def test_golden_files(request: pytest.FixtureRequest, name: str, target: str) ->
 
 @pytest.mark.parametrize("name", SPECS)
 def test_manifests_pass_the_schemas_and_the_upstream_rules(tmp_path: Path, name: str) -> None:
-    _write(compile_spec(name, "argo") + compile_spec(name, "istio"), tmp_path)
+    write(tmp_path, compile_spec(name, "argo") + compile_spec(name, "istio"))
     done = subprocess.run([sys.executable, str(SCHEMAS.parent / "tools" / "check_manifests.py"), str(SCHEMAS),
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -82,8 +72,8 @@ def test_manifests_pass_the_schemas_and_the_upstream_rules(tmp_path: Path, name:
 
 
 def test_pipelines_pass_gitlab_schema_and_actionlint(tmp_path: Path) -> None:
-    gitlab = _write([o for name in SPECS for o in compile_spec(name, "gitlab")], tmp_path / "gitlab")
-    github = _write([o for name in SPECS for o in compile_spec(name, "github")], tmp_path / "github")
+    gitlab = write(tmp_path / "gitlab", [o for name in SPECS for o in compile_spec(name, "gitlab")])
+    github = write(tmp_path / "github", [o for name in SPECS for o in compile_spec(name, "github")])
     schema = require_tool("check-jsonschema")
     done = subprocess.run([schema, "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci",
                            "--regex-variant", "nonunicode", *map(str, gitlab)], capture_output=True, text=True)
