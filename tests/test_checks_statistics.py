@@ -654,3 +654,15 @@ def test_check_without_business_gates_never_imports_scipy_or_numpy(tmp_path: Pat
 
 def test_load_text_gives_the_same_plan_as_a_file() -> None:
     assert load_text(BASE, "spec.rollout").diagnostics == []
+
+
+def test_rl506_a_look_before_any_label_matures_pauses_and_the_help_names_the_interval_that_clears_it() -> None:
+    """ctr labels mature 8h after the request (the delay's p95): looks every 4h see nothing at 4h and 8h."""
+    long = sub(BASE, ("5%   for 6h", "5%   for 24h"), ("50%  for 12h", "50%  for 24h"))
+    early = sub(long, (HARM, HARM + ", analysis matured, every 4h"))
+    d = one(check(early), "RL506")
+    assert "sees no matured `ctr` labels in an arm at 2 of its 12 looks" in d.message
+    assert "(`every 9h` or longer)" in (d.help or "")
+    assert at(d) == pos(early, "gate ctr")
+    assert "RL506" not in [x.code for x in check(sub(early, ("every 4h", "every 9h")))]
+    assert "RL506" not in [x.code for x in check(sub(long, (HARM, HARM + ", every 4h")))]  # arrived labels count

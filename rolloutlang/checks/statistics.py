@@ -414,7 +414,9 @@ def _empty_looks(gate: ir.BusinessGate, gp: GatePlan) -> Iterator[Diagnostic]:
     first = empty[0].look
     what = "matured" if gate.analysis == "matured" else "arrived"
     where = "its only look" if len(gp.samples) == 1 else f"{len(empty)} of its {len(gp.samples)} looks"
-    fixes = ["start the gate later (`from STAGE`)", "look less often (`every`)"]
+    wait_s = _first_label_wait(gate, gp.metric)
+    every = f"`every {duration_text(_rounded_up(wait_s * 1.001))}`" if wait_s else "`every`"
+    fixes = ["start the gate later (`from STAGE`)", f"look less often ({every} or longer)"]
     if gate.analysis == "matured":
         fixes.append("count the labels that have arrived (`analysis arrived`)")
     yield warning(
@@ -425,6 +427,15 @@ def _empty_looks(gate: ir.BusinessGate, gp: GatePlan) -> Iterator[Diagnostic]:
                "until someone resumes it",),
         help=", or ".join(fixes),
     )
+
+
+def _first_label_wait(gate: ir.BusinessGate, metric: ir.LabelMetric) -> float | None:
+    """Seconds from a request until the gate can count its label, when that is a fixed wait."""
+    if gate.analysis == "matured" and metric.delay.distribution != "immediate":
+        from rolloutlang.stats.gates import delay_model
+
+        return delay_model(metric.delay).quantile(0.95) * HOUR
+    return metric.delay.fixed_s if metric.delay.distribution == "fixed" else None
 
 
 def _unit(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric) -> Iterator[Diagnostic]:
