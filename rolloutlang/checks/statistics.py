@@ -369,7 +369,7 @@ def _label_delay(gate: ir.BusinessGate, metric: ir.LabelMetric,
 
     delay = delay_model(metric.delay)
     matured = gate.analysis == "matured"
-    maturity_s = delay.quantile(0.95) * HOUR if matured else 0.0
+    maturity_s = (_first_label_wait(gate, metric) or 0.0) if matured else 0.0
 
     def available(length_s: float) -> float:
         """Share of a stage's labels the gate can use at the stage's end."""
@@ -430,12 +430,11 @@ def _empty_looks(gate: ir.BusinessGate, gp: GatePlan) -> Iterator[Diagnostic]:
 
 
 def _first_label_wait(gate: ir.BusinessGate, metric: ir.LabelMetric) -> float | None:
-    """Seconds from a request until the gate can count its label, when that is a fixed wait."""
-    if gate.analysis == "matured" and metric.delay.distribution != "immediate":
-        from rolloutlang.stats.gates import delay_model
+    """Seconds from a request until the gate can count its label, when the analysis waits a fixed time."""
+    from rolloutlang.stats.gates import analysis_delay
 
-        return delay_model(metric.delay).quantile(0.95) * HOUR
-    return metric.delay.fixed_s if metric.delay.distribution == "fixed" else None
+    delay = analysis_delay(gate, metric)
+    return delay.scale_hours * HOUR if delay.kind == "fixed" else None
 
 
 def _unit(rollout: ir.Rollout, gate: ir.BusinessGate, metric: ir.LabelMetric) -> Iterator[Diagnostic]:
