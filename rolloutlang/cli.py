@@ -8,7 +8,6 @@ has a business gate to size).
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -164,7 +163,9 @@ def check(files: tuple[Path, ...], fmt: str, strict: bool, dump_ir: bool, limit:
         if program.main is not None and not program.has_errors:
             semantic = _run_checks(program)
             if dump_ir:
-                dumps.append(program.main.model_dump_json(indent=2))
+                from rolloutlang import irjson
+
+                dumps.append(irjson.dump_json(program.main))
         # waive() keeps the findings' order (then adds RL143 for unused waivers): the checks' findings are
         # the ones after the loader's, and only they have IR paths.
         checked = range(len(found), len(found) + len(semantic))
@@ -802,10 +803,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     # `check`).  Plain reference counting still frees everything.
     gc_was_enabled = gc.isenabled()
     gc.disable()
-    # pydantic looks for plugins in every installed package's metadata when the
-    # IR models are built; a command line tool has none to offer (a user's own
-    # setting wins).
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="rollout", standalone_mode=False)
     except click.exceptions.Exit as exc:

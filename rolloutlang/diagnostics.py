@@ -7,7 +7,6 @@ so one run can show many of them and the CLI decides how to print them
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +104,8 @@ def warning(code: str, message: str, span: Span | None = None, **kw: Any) -> Dia
 def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
     """A ``did you mean `x`?`` hint, or "" when nothing is close enough."""
     pool = sorted(set(candidates))
+    import difflib  # only when a name is wrong
+
     close = difflib.get_close_matches(word, pool, n=1, cutoff=cutoff)
     if not close:
         lowered = {c.lower(): c for c in pool}

@@ -663,7 +663,7 @@ def _first_changed_token(old: Node, new: Node | None) -> Span | None:
 
 
 def strip_spans(value: Any) -> Any:
-    """A dumped IR (``model_dump()``) without positions, to compare what two texts mean.
+    """A dumped IR (``dataclasses.asdict``) without positions, to compare what two texts mean.
 
     Drops every ``span`` and every field named ``*_span`` or ``*_spans``
     (``version_span``, ``gate_spans``, ...), at any depth.

@@ -8,9 +8,7 @@ reformatting, which moves lines but not meaning.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
-
-from pydantic import BaseModel
+from dataclasses import dataclass, field, fields
 
 from rolloutlang import ir
 from rolloutlang.source import Span
@@ -45,7 +43,7 @@ class IrPaths:
     def path(self, span: Span) -> str:
         """The path of the deepest IR node whose span holds ``span``; "" when none does."""
         path = ""
-        node: BaseModel = self.root
+        node: ir.Node = self.root
         while True:
             step = self._child_holding(node, span)
             if step is None:
@@ -54,13 +52,13 @@ class IrPaths:
             path = f"{path}.{name}" if path and not name.startswith("[") else path + name
             node = child
 
-    def _children(self, node: BaseModel) -> dict[str, _Children]:
+    def _children(self, node: ir.Node) -> dict[str, _Children]:
         found = self._index.get(id(node))
         if found is not None:
             return found
         entries: list[tuple[int, str, ir.Node]] = []
-        for name in type(node).model_fields:
-            value = getattr(node, name)
+        for f in fields(node):
+            name, value = f.name, getattr(node, f.name)
             if isinstance(value, ir.Node):
                 entries.append((len(entries), name, value))
             elif isinstance(value, tuple):
@@ -78,7 +76,7 @@ class IrPaths:
         self._index[id(node)] = by_file
         return by_file
 
-    def _child_holding(self, node: BaseModel, span: Span) -> tuple[str, ir.Node] | None:
+    def _child_holding(self, node: ir.Node, span: Span) -> tuple[str, ir.Node] | None:
         """The first child, in field order, whose span holds ``span``."""
         index = self._children(node).get(span.file)
         if index is None:

@@ -9,11 +9,10 @@ self-contained :class:`ir.Rollout`.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from rolloutlang import ir
@@ -312,11 +311,10 @@ def _resolve(program: Program) -> None:
                 gates.append(g)
             rules.extend(used.rules)
             metrics.extend(m for m in used.label_metrics if m.name not in {x.name for x in metrics})
-        updated = rollout.model_copy(update={"gates": tuple(gates), "rules": tuple(rules),
-                                             "label_metrics": tuple(metrics)})
+        updated = replace(rollout, gates=tuple(gates), rules=tuple(rules), label_metrics=tuple(metrics))
         _check_names(program, updated)
         resolved.append(updated)
-    program.files[program.entry] = main.model_copy(update={"rollouts": tuple(resolved)})
+    program.files[program.entry] = replace(main, rollouts=tuple(resolved))
 
 
 def _check_names(program: Program, rollout: ir.Rollout) -> None:
@@ -426,6 +424,8 @@ class _PhaseReferences:
         absent = _ABSENT_PHASE_HELP.get(name)
         if not hint and absent is None:
             # `from shadw` in a rollout without a shadow: the word it means, and how to add that phase
+            import difflib  # only when a name is wrong
+
             meant = difflib.get_close_matches(name, _PHASE_WORDS, n=1, cutoff=0.6)
             if meant:
                 hint = f"did you mean `{meant[0]}`? " + (f"this rollout has no {meant[0]} phase: "

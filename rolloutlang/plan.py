@@ -54,7 +54,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -856,8 +856,8 @@ def phase_to_json(ph: Phase) -> dict[str, Any]:
         "line": ph.span.line,
     }
     if ph.max_surge is not None and ph.max_unavailable is not None:
-        out["max_surge"] = ph.max_surge.model_dump()
-        out["max_unavailable"] = ph.max_unavailable.model_dump()
+        out["max_surge"] = asdict(ph.max_surge)
+        out["max_unavailable"] = asdict(ph.max_unavailable)
     if ph.scale_down_delay_s is not None:
         out["scale_down_delay_s"] = ph.scale_down_delay_s
     if ph.kind == "bake":

@@ -49,7 +49,7 @@ import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -335,7 +335,7 @@ def _meaning(text: str) -> tuple[Any, Any, list[tuple[str, str]], list[str]]:
     if result.tree is None:
         return None, None, [(d.code, d.message) for d in result.diagnostics], []
     file_ir, diagnostics = lower(result.tree, ENTRY)
-    return (result.tree, strip_spans(file_ir.model_dump()) if file_ir is not None else None,
+    return (result.tree, strip_spans(asdict(file_ir)) if file_ir is not None else None,
             [(d.code, d.message) for d in diagnostics], [c.text.rstrip() for c in result.comments])
 
 
@@ -392,6 +392,7 @@ def exercise(root: Path, data: bytes, steps: _Steps | None = None, thorough: boo
     two checks that add least per input, so a long run does them for every
     fourth input.
     """
+    from rolloutlang import irjson
     from rolloutlang.checks import run_checks
     from rolloutlang.cli import _with_ir_paths
     from rolloutlang.diagnostics import render_json, render_text
@@ -425,7 +426,7 @@ def exercise(root: Path, data: bytes, steps: _Steps | None = None, thorough: boo
             problems.append(f"{d.code} renders as {len(text):,} characters")
     if program.main is not None and not program.has_errors:
         with step("dump-ir"):
-            strict_json(program.main.model_dump_json())
+            strict_json(irjson.dump_json(program.main))
         with step("explain"):
             explained = explain_program(program)
         if re.search(r"\b(nan|inf|infinity)\b", explained, re.I):

@@ -383,7 +383,7 @@ except SystemExit as exc:
     code = exc.code
 else:
     code = 0
-heavy = sorted(m for m in ("scipy", "simpy", "numpy", "networkx", "jinja2") if m in sys.modules)
+heavy = sorted(m for m in ("scipy", "simpy", "numpy", "networkx", "jinja2", "pydantic") if m in sys.modules)
 checked = "rolloutlang.checks" in sys.modules
 print("RESULT", code, checked, ",".join(heavy) or "-")
 """
@@ -398,7 +398,7 @@ def _probe(path: Path, cwd: Path) -> tuple[int, bool, list[str]]:
     return int(code), checked == "True", [] if heavy == "-" else heavy.split(",")
 
 
-def test_check_without_business_gates_imports_no_scipy_simpy_numpy(repo: Path) -> None:
+def test_check_without_business_gates_imports_no_scipy_simpy_numpy_pydantic(repo: Path) -> None:
     (repo / "plain.rollout").write_text(PLAIN)
     code, checked, heavy = _probe(repo / "plain.rollout", repo)
     assert code in (0, 1)
@@ -407,10 +407,10 @@ def test_check_without_business_gates_imports_no_scipy_simpy_numpy(repo: Path) -
 
 
 def test_check_on_the_ranker_imports_no_simpy() -> None:
-    """ranker-v2 has a business gate: the power check may load scipy, never the simulator or networkx."""
+    """ranker-v2 has a business gate: the power check loads numpy, never scipy, the simulator, networkx or pydantic."""
     code, checked, heavy = _probe(RANKER, ROOT)
     assert code == 0 and checked
-    assert "simpy" not in heavy and "networkx" not in heavy
+    assert heavy == ["numpy"]
 
 
 def test_a_clean_check_says_so(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import textwrap
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def lowered(text: str) -> tuple[Any, list[tuple[str, str]]]:
     result = parse(SourceFile("case.rollout", text))
     assert result.tree is not None, [d.message for d in result.diagnostics]
     file_ir, diagnostics = lower(result.tree, "case.rollout")
-    dump = strip_spans(file_ir.model_dump()) if file_ir is not None else None
+    dump = strip_spans(asdict(file_ir)) if file_ir is not None else None
     return dump, [(d.code, d.message) for d in diagnostics]
 
 

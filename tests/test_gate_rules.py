@@ -19,6 +19,7 @@ second each.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +198,7 @@ def test_a_fixed_horizon_test_repeated_is_peeking_and_the_error_says_how_much() 
     (rollout,) = program_of(text).rollouts()
     g = rollout.gate("ctr")
     assert isinstance(g, ir.BusinessGate)
-    sequential = g.model_copy(update={"test": "group-sequential", "spending": "pocock"})
+    sequential = replace(g, test="group-sequential", spending="pocock")
     gp = plan_gate(rollout, sequential, build_plan(rollout))
     assert gp is not None and gp.characteristics is not None and len(gp.kept) == 20
     infos = [s.information for s in gp.samples]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import string
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -460,7 +461,7 @@ def _meaning(text: str) -> tuple[Any, list[tuple[str, str]], list[str]]:
     result = parse(SourceFile("spec.rollout", text))
     assert result.tree is not None
     file_ir, diagnostics = lower(result.tree, "spec.rollout")
-    return (strip_spans(file_ir.model_dump()) if file_ir is not None else None,
+    return (strip_spans(asdict(file_ir)) if file_ir is not None else None,
             [(d.code, d.message) for d in diagnostics], [c.text.rstrip() for c in result.comments])
 
 

@@ -66,7 +66,7 @@ def test_sarif_names_the_logical_location(tmp_path: Path, capsys: pytest.Capture
 
 def _naive_path(root: object, span: Span) -> str:
     """The definition, one sibling at a time: the deepest node holding the span, first in field order."""
-    from pydantic import BaseModel
+    from dataclasses import fields
 
     from rolloutlang import ir
 
@@ -76,10 +76,10 @@ def _naive_path(root: object, span: Span) -> str:
 
     path, node = "", root
     while True:
-        assert isinstance(node, BaseModel)
+        assert isinstance(node, ir.Node)
         step = None
-        for name in type(node).model_fields:
-            value = getattr(node, name)
+        for f in fields(node):
+            name, value = f.name, getattr(node, f.name)
             items = [(name, value)] if isinstance(value, ir.Node) else \
                 [(f"{name}[{i}]", v) for i, v in enumerate(value) if isinstance(v, ir.Node)] \
                 if isinstance(value, tuple) else []
@@ -96,8 +96,9 @@ def _naive_path(root: object, span: Span) -> str:
                          ids=lambda p: p.name)
 def test_the_index_finds_what_the_definition_finds(path: Path) -> None:
     """Every span of every node and finding of the examples: the indexed lookup equals the plain one."""
-    from pydantic import BaseModel
+    from dataclasses import fields
 
+    from rolloutlang import ir
     from rolloutlang.checks import run_checks
     from rolloutlang.irpath import IrPaths
     from rolloutlang.loader import load
@@ -108,9 +109,10 @@ def test_the_index_finds_what_the_definition_finds(path: Path) -> None:
     todo: list[object] = [program.main]
     while todo:
         node = todo.pop()
-        if isinstance(node, BaseModel):
-            spans.extend(v for v in vars(node).values() if isinstance(v, Span))
-            todo.extend(vars(node).values())
+        if isinstance(node, ir.Node):
+            values = [getattr(node, f.name) for f in fields(node)]
+            spans.extend(v for v in values if isinstance(v, Span))
+            todo.extend(values)
         elif isinstance(node, tuple):
             todo.extend(node)
     paths = IrPaths(program.main)

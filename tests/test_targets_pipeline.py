@@ -4,6 +4,7 @@ pinning, what a pipeline refuses to write, and spec values that stay data on bot
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -234,13 +235,12 @@ def _hostile_unit(value: str) -> CompileInput:
     program = load_text(_spec(extra='  approve stage-1 by "@a"\n  approve rollback by "@b"\n'), "spec.rollout")
     assert not program.has_errors, [d.message for d in program.diagnostics]
     rollout = program.rollouts()[0]
-    rules = tuple(r.model_copy(update={"actions": tuple(
-        a.model_copy(update={"channel": value}) if a.kind == "notify" else a for a in r.actions)})
-        for r in rollout.rules)
-    rollout = rollout.model_copy(update={
-        "pipeline": (ir.PipelineHook(span=rollout.span, name="smoke", command=value),),
-        "approvals": tuple(a.model_copy(update={"approvers": ("@ok", value)}) for a in rollout.approvals),
-        "rules": rules, "owner": value})
+    rules = tuple(replace(r, actions=tuple(replace(a, channel=value) if a.kind == "notify" else a
+                                           for a in r.actions))
+                  for r in rollout.rules)
+    rollout = replace(rollout, pipeline=(ir.PipelineHook(span=rollout.span, name="smoke", command=value),),
+                      approvals=tuple(replace(a, approvers=("@ok", value)) for a in rollout.approvals),
+                      rules=rules, owner=value)
     return CompileInput(rollout=rollout, plan=build_plan(rollout), source_path="spec.rollout",
                         options=CompileOptions(ci_image=CI_IMAGE), sources=(("spec.rollout", ""),))
 
