@@ -35,11 +35,11 @@ _VALIDATION = {"strict": True, "revalidate_instances": "always"}
 def node(cls: type[_N]) -> type[_N]:
     """An IR class: a dataclass, immutable and keyword-only, with no stray attributes.
 
-    ``dataclass(frozen=True)`` would say the same, but it compiles six methods
-    for each class from source text, and for the fifty classes here that was
-    a fifth of `rollout check`'s start-up.  The methods below are written once
-    and shared: ``dataclasses.fields``, ``replace`` and ``asdict`` and pydantic
-    see ordinary dataclasses.
+    ``dataclass(frozen=True)`` would say the same, but on Python 3.11 it
+    compiles six methods for each class from source text: for the fifty
+    classes here, 25 ms of a 0.16 s `rollout check`.  The methods below are
+    written once and shared; ``dataclasses.fields``, ``replace`` and
+    ``asdict`` and pydantic still see ordinary dataclasses.
     """
     made: Any = dataclass(init=False, repr=False, eq=False, kw_only=True, slots=True)(cls)
     specs = []

@@ -111,11 +111,13 @@ class _WholeWords:
         return stream
 
 
-@lru_cache(maxsize=2)
-def _parser(strict: bool = False):  # type: ignore[no-untyped-def]
+@lru_cache(maxsize=4)
+def _parser(strict: bool = False, one_scanner: bool = True):  # type: ignore[no-untyped-def]
     from lark import Lark
 
-    return Lark(
+    from rolloutlang.lexing import read_with_one_scanner
+
+    parser = Lark(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
@@ -129,6 +131,9 @@ def _parser(strict: bool = False):  # type: ignore[no-untyped-def]
         # folder, would load a pickle another user could have planted).
         cache=False if strict else _cache_file(),
     )
+    if one_scanner:
+        read_with_one_scanner(parser)
+    return parser
 
 
 def _cache_file() -> str | bool:

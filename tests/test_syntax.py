@@ -359,3 +359,33 @@ def test_a_bad_byte_is_located_with_the_same_line_ends() -> None:
     data = b"rollout r {\r  owner \"caf\xe9\"\r\n}\n"
     span = byte_span("x.rollout", data, data.index(b"\xe9"))
     assert (span.line, span.col) == (2, 13)
+
+
+# -- one scanner first (rolloutlang.lexing) reads what lark's contextual lexer reads -----------------
+
+
+def _lexer_inputs() -> list[tuple[str, str]]:
+    from tests.fuzzing import CLASSES, make_input
+
+    out = [(p.name, p.read_text(encoding="utf-8")) for p in EXAMPLES]
+    for index in range(25 * len(CLASSES)):
+        item = make_input(11, index, scale=0.05)
+        out.append((f"fuzz-{index}-{item.kind}", item.entry.decode("utf-8", errors="replace")))
+    out += [("keyword-as-name", "rollout after { service fail\n gate after: p99 latency < 1s after 5m\n}\n"),
+            ("compare-and-angle", "rollout r { gate g: p99 latency < 1s\n signature { input x: list<int64> }\n}\n"),
+            ("version-and-number", "rollout r { stable m @ 1.5 \n candidate m @ 1.5.0.1 }\n")]
+    return out
+
+
+def test_one_scanner_first_reads_what_the_contextual_lexer_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same trees, diagnostics and comments, with and without the shared scanner, on every input."""
+    from rolloutlang import syntax
+
+    fast, plain = syntax._parser(), syntax._parser(one_scanner=False)
+    assert fast is not plain
+    for name, text in _lexer_inputs():
+        results = []
+        for parser in (fast, plain):
+            monkeypatch.setattr(syntax, "_parser", lambda strict=False, one_scanner=True, p=parser: p)
+            results.append(parse(SourceFile("t.rollout", text)))
+        assert results[0] == results[1], name
