@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from rolloutlang.source import SourceFile, Span
@@ -178,7 +177,8 @@ def render_text(
         src = sources.get(span.file)
         width = len(str(span.end_line if src is not None else span.line))
         pad = " " * width
-        lines.append(f"{pad}{paint('-->', _BLUE)} {_printable(span.file)}:{span.line}:{span.col}")
+        shown = src.shown_path if src is not None else span.file
+        lines.append(f"{pad}{paint('-->', _BLUE)} {_printable(shown)}:{span.line}:{span.col}")
         if src is not None and 1 <= span.line <= src.line_count:
             text = _printable(src.line_text(span.line), keep_tabs=True)
             bar = paint("|", _BLUE)
@@ -293,12 +293,3 @@ class DiagnosticSink:
     @property
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.items)
-
-
-def relative_display_path(path: Path, root: Path | None = None) -> str:
-    """A stable, readable path for messages: relative to root or cwd when possible."""
-    base = root if root is not None else Path.cwd()
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()

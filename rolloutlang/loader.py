@@ -158,7 +158,7 @@ def _load_file(program: Program, path: Path, name: str, text: str | None, at: Sp
                 span = byte_span(name, data, exc.offset)
         program.diagnostics.append(error(exc.code, message, span, help=exc.help))
         return None
-    src = SourceFile(name, source_text)
+    src = SourceFile(name, source_text, origin=path.resolve() if text is None else None)
     program.sources[name] = src
     result = parse(src)
     program.diagnostics.extend(result.diagnostics)

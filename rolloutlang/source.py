@@ -66,6 +66,10 @@ class SourceFile:
 
     path: str
     text: str
+    # The file it was read from, when it was (not standard input or a test's
+    # text): text diagnostics name it from the current folder, so that an
+    # editor or terminal opens it wherever `rollout` ran.
+    origin: Path | None = None
     _line_starts: list[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +81,16 @@ class SourceFile:
             starts.append(at + 1)
             at = find("\n", at + 1)
         self._line_starts = starts
+
+    @property
+    def shown_path(self) -> str:
+        """The path to show a person: from the current folder when the file is known, else ``path``."""
+        if self.origin is None:
+            return self.path
+        try:
+            return Path(os.path.relpath(self.origin)).as_posix()
+        except ValueError:  # another drive, on Windows
+            return self.path
 
     @property
     def line_count(self) -> int:

@@ -467,3 +467,25 @@ def test_a_list_of_thousands_of_names_ends_in_a_count(tmp_path: Path, capsys: py
     code, _, err = run_cli(["check", "--max-diagnostics", "0", "--root", str(tmp_path), str(spec)], capsys)
     assert code == 1 and "RL610" in err and "RL510" in err and "2,977 more" in err
     assert max(len(line) for line in err.splitlines()) < 1_000
+
+
+# -- where text diagnostics say a file is ------------------------------------------------------------
+
+
+def test_text_names_files_from_the_current_folder_json_from_the_root(
+        repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """An editor or terminal opens `path:line:col` from where `rollout` ran; JSON keeps the stable root path."""
+    (repo / "specs").mkdir()
+    (repo / "elsewhere").mkdir()
+    (repo / "specs" / "broken.rollout").write_text("rollout r {\n  gate\n}\n")
+    monkeypatch.chdir(repo / "specs")
+    _, _, err = run_cli(["check", "--no-color", "broken.rollout"], capsys)
+    assert "--> broken.rollout:" in err
+    monkeypatch.chdir(repo / "elsewhere")
+    _, _, err = run_cli(["check", "--no-color", "../specs/broken.rollout"], capsys)
+    assert "--> ../specs/broken.rollout:" in err
+    _, out, _ = run_cli(["check", "--format", "json", "../specs/broken.rollout"], capsys)
+    assert {d["range"]["file"] for d in json.loads(out)["diagnostics"]} == {"specs/broken.rollout"}
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"rollout r {\n  gate\n}\n")))
+    _, _, err = run_cli(["check", "--no-color", "-"], capsys)
+    assert "--> <stdin>:" in err
