@@ -63,6 +63,23 @@ def test_rl326_leaves_a_revert_and_an_approval_alone() -> None:
     assert "RL326" not in codes(spec("canary { 1% until approved  100% }"))
 
 
+def test_rl326_stops_at_the_first_stage_of_no_fixed_length_however_far_back() -> None:
+    assert "RL326" not in codes(spec("canary { 1% until approved  1% for 1h  1% for 1h  100% }"))
+    assert "RL326" in codes(spec("canary { 1% for 1h  1% for 1h  1% for 1h  100% }"))
+
+
+def test_rl326_names_the_first_and_last_earlier_stages_of_a_long_canary() -> None:
+    """A canary of thousands of stages gives a note of six, not one as long as the file."""
+    d = one(check(spec("canary { " + "0.01% for 1m  " * 2000 + "100% }")), "RL326")
+    (earlier,) = [n for n in d.notes if n.startswith("earlier stages: ")]
+    assert earlier == ("earlier stages: `stage-1` 0.01% for 1m, `stage-2` 0.01% for 1m, `stage-3` 0.01% for 1m, "
+                       "... 1,994 more ..., `stage-1998` 0.01% for 1m, `stage-1999` 0.01% for 1m, "
+                       "`stage-2000` 0.01% for 1m")
+    (last,) = [d for d in check(spec("canary { 1% for 1m  2% for 1m  100% }"))
+               if d.code == "RL326" and "`stage-3`" in d.message]
+    assert "earlier stages: `stage-1` 1% for 1m, `stage-2` 2% for 1m" in last.notes
+
+
 # -- RL328, RL329, RL330, RL613, RL614 ------------------------------------------------------------------
 
 

@@ -394,24 +394,32 @@ def _ramp(rollout: ir.Rollout, plan: Plan) -> Iterator[Diagnostic]:
             tried += ph.weight_percent / 100.0 * ph.length_s
             continue
         prev = stages[i - 1]
-        if any(p.open_ended or p.length_s == 0 or p.weight_percent == 0 for p in stages[:i]):
-            return  # what a stage of no fixed length tried is unknown (a person decides); RL312, RL314 say the rest
+        if prev.open_ended or prev.length_s == 0 or prev.weight_percent == 0:
+            # What a stage of no fixed length tried is unknown (a person decides); RL312, RL314 say the rest.
+            # Checked for each stage in turn, so the first such stage ends the walk.
+            return
         fastest = _fastest_reaction(plan, ph)
         if fastest is not None and ph.weight_percent > prev.weight_percent:
             react, gate = fastest
             risk = ph.weight_percent / 100.0 * react
             if risk > tried * (1 + 1e-9):
-                yield _too_large(ph, prev, stages[:i], risk, tried, react, gate, plan)
+                yield _too_large(ph, prev, stages, i, risk, tried, react, gate, plan)
         tried += ph.weight_percent / 100.0 * ph.length_s
 
 
-def _too_large(ph: Phase, prev: Phase, before: list[Phase], risk: float, tried: float, react: float, gate: str,
-               plan: Plan) -> Diagnostic:
+def _too_large(ph: Phase, prev: Phase, stages: list[Phase], i: int, risk: float, tried: float, react: float,
+               gate: str, plan: Plan) -> Diagnostic:
+    """RL326 for ``ph``, ``stages[i]``."""
     def share(seconds: float) -> str:
         requests = f" (about {format_count(seconds * plan.rate_rps)} requests)" if plan.rate_rps else ""
         return f"{human_duration(seconds)} of all traffic{requests}"
 
-    earlier = ", ".join(f"`{p.name}` {_pct(p.weight_percent)} for {duration_text(p.length_s)}" for p in before)
+    def stage(p: Phase) -> str:
+        return f"`{p.name}` {_pct(p.weight_percent)} for {duration_text(p.length_s)}"
+
+    # The first and last few: a canary of thousands of stages would make each note as long as the file.
+    earlier = ", ".join(map(stage, stages[:i])) if i <= 6 else \
+        f"{', '.join(map(stage, stages[:3]))}, ... {i - 6:,} more ..., {', '.join(map(stage, stages[i - 3:i]))}"
     # A stage in between that the tries so far cover, long enough to cover the step after it.
     middle = next((w for w in _NICE_WEIGHTS if prev.weight_percent < w < ph.weight_percent
                    and w / 100.0 * react <= tried), None)
