@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rolloutlang import ir
 
@@ -39,13 +39,7 @@ def validate(file: ir.File) -> ir.File:
     return _adapter().validate_python(file)
 
 
-def to_data(file: ir.File) -> Any:
-    """The validated IR as JSON-ready data: objects, lists, strings, finite numbers."""
-    data = _adapter().dump_python(validate(file), mode="json")
-    json.dumps(data, allow_nan=False)  # every number in an output is finite (issue 11)
-    return data
-
-
 def dump_json(file: ir.File) -> str:
-    """The IR as indented JSON, the shape ``--dump-ir`` documents."""
-    return json.dumps(to_data(file), indent=2, ensure_ascii=False, allow_nan=False)
+    """The validated IR as indented JSON, the shape ``--dump-ir`` documents; finite numbers only (issue 11)."""
+    data = _adapter().dump_python(validate(file), mode="json")
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
