@@ -365,11 +365,17 @@ def test_a_bad_byte_is_located_with_the_same_line_ends() -> None:
 
 
 def _lexer_inputs() -> list[tuple[str, str]]:
+    """The examples, the fuzzer's inputs (25 of each class, small; on demand ``ROLLOUT_LEXER_INPUTS=N`` at full
+    size from ``ROLLOUT_LEXER_START``), and the cases the module's docstring reasons about."""
+    import os
+
     from tests.fuzzing import CLASSES, make_input
 
+    count = int(os.environ.get("ROLLOUT_LEXER_INPUTS", "0"))
+    start = int(os.environ.get("ROLLOUT_LEXER_START", "0"))
     out = [(p.name, p.read_text(encoding="utf-8")) for p in EXAMPLES]
-    for index in range(25 * len(CLASSES)):
-        item = make_input(11, index, scale=0.05)
+    for index in range(start, start + (count or 25 * len(CLASSES))):
+        item = make_input(11, index, scale=1.0 if count else 0.05)
         out.append((f"fuzz-{index}-{item.kind}", item.entry.decode("utf-8", errors="replace")))
     out += [("keyword-as-name", "rollout after { service fail\n gate after: p99 latency < 1s after 5m\n}\n"),
             ("compare-and-angle", "rollout r { gate g: p99 latency < 1s\n signature { input x: list<int64> }\n}\n"),
