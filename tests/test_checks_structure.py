@@ -326,6 +326,13 @@ def test_rl323_until_not_a_stage_weight() -> None:
     assert_at(d, text, "30%")
 
 
+def test_rl323_lists_24_weights_of_a_long_canary_and_counts_the_rest() -> None:
+    stages = "  canary {\n" + "".join(f"    {i}% for 1h\n" for i in range(1, 41)) + "    100%\n  }\n"
+    d = one(check(spec("  shadow 100% alongside canary until 50.5%\n" + stages + GATES)), "RL323")
+    assert d.help.endswith("weight of the stage where mirroring stops: " + ", ".join(f"{i}%" for i in range(1, 24))
+                           + ", 18 more")
+
+
 def test_rl323_stage_weight_passes() -> None:
     assert "RL323" not in codes(check(spec("  shadow 100% alongside canary until 50%" + CANARY + GATES)))
 
@@ -514,6 +521,13 @@ def test_rl611_several_stages() -> None:
     d = one(check(text), "RL611")
     assert d.message == ("gate `errors` needs 2h of failing checks (one check every 2h) to fire, but stages "
                          "`stage-1` (1h), `mpr` (2h) are no longer")
+
+
+def test_rl611_names_24_stages_of_a_long_canary_and_counts_the_rest() -> None:
+    stages = "  canary {\n" + "    1% for 1h\n" * 100 + "    100%\n  }\n"
+    d = one(check(spec(stages + GATES.replace("every 1m, fail after 2", "every 2h"))), "RL611")
+    assert d.message.endswith("but stages `stage-1` (1h), `stage-2` (1h), " + ", ".join(
+        f"`stage-{i}` (1h)" for i in range(3, 24)) + ", 77 more are no longer")
 
 
 def test_rl611_fast_gate_passes() -> None:

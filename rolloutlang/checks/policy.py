@@ -42,7 +42,7 @@ from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.checks.references import gate_site
 from rolloutlang.checks.structure import keyword_span, phase_noun
-from rolloutlang.diagnostics import Diagnostic, error, warning
+from rolloutlang.diagnostics import Diagnostic, error, warning, word_list
 from rolloutlang.plan import Phase, Plan, RollbackBound, gate_list
 from rolloutlang.source import Span
 from rolloutlang.units import duration_text, format_count
@@ -343,7 +343,7 @@ def _speed(plan: Plan, gate: ir.SloGate | ir.DriftGate, site: Span) -> Iterator[
     if len(slow) == 1:
         but = f"but {phase_noun(slow[0])} `{slow[0].name}` lasts {duration_text(slow[0].length_s)}"
     else:
-        where = ", ".join(f"`{p.name}` ({duration_text(p.length_s)})" for p in slow)
+        where = word_list([f"`{p.name}` ({duration_text(p.length_s)})" for p in slow], last=", ", quote=False)
         but = f"but {phase_noun(slow[0])}s {where} are no longer"
     yield warning(
         "RL611", f"gate `{gate.name}` needs {duration_text(needs)} of failing checks ({how}) to fire, {but}", site,

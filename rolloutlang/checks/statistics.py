@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.checks.references import gate_site
-from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, warning
+from rolloutlang.diagnostics import Diagnostic, did_you_mean, error, warning, word_list
 from rolloutlang.plan import compares_arms
 from rolloutlang.units import duration_text, format_duration, human_duration
 from rolloutlang.units import format_count as _count
@@ -652,7 +652,8 @@ def _false_rollbacks(ctx: CheckContext, plans: dict[str, GatePlan]) -> Iterator[
         if rate <= cap + 1e-9:
             continue
         worst = max(rates, key=lambda x: x[1])
-        notes = [", ".join(f"`{g}` {pct(p)}" for g, p in rates) + " under no change, combined as if independent"]
+        notes = [word_list([f"`{g}` {pct(p)}" for g, p in rates], last=", ", quote=False)
+                 + " under no change, combined as if independent"]
         if frr.unmodelled and not names:
             notes.append("SLO and drift gates are not counted: `rollout simulate` includes them")
         yield error(
@@ -688,7 +689,7 @@ def _min_samples(rollout: ir.Rollout, plan: Plan) -> Iterator[Diagnostic]:
         if not starved:
             continue
         phase, most = starved[0]
-        where = ", ".join(f"`{p.name}`" for p, _ in starved)
+        where = word_list([p.name for p, _ in starved], last=", ")
         arm = "the smaller arm" if gate.comparison == "change" else "the candidate"
         yield warning(
             "RL517", f"gate `{gate.name}` needs {gate.min_samples:,} requests a window, but {arm} gets about "

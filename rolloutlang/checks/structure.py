@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from rolloutlang import ir
 from rolloutlang.checks import CheckContext, check_pass
 from rolloutlang.checks.references import gate_site
-from rolloutlang.diagnostics import Diagnostic, error, warning
+from rolloutlang.diagnostics import Diagnostic, error, warning, word_list
 from rolloutlang.plan import ROLLED_BACK, Phase, Plan, gate_list
 from rolloutlang.source import Span
 from rolloutlang.units import duration_text, format_count, human_duration
@@ -203,7 +203,7 @@ def _shadow(ctx: CheckContext, shadow: ir.Shadow | None,
         yield warning(
             "RL323", f"no canary stage has weight {_pct(until)}: {where}", until_span,
             help=(hint + " " if hint else "") + "`until` names the weight of the stage where mirroring stops: "
-                 + ", ".join(_pct(w) for w in weights),
+                 + word_list([_pct(w) for w in weights], last=", ", quote=False),
         )
 
 
