@@ -84,7 +84,9 @@ def _repr(self: Any) -> str:
 
 
 def _refuse(self: Any, name: str, *value: Any) -> None:
-    raise FrozenInstanceError(f"cannot change field {name!r} of an IR node; make a new one with dataclasses.replace")
+    what = "field" if any(name == field for field, _ in self._fields) else "attribute"
+    raise FrozenInstanceError(f"cannot set {what} {name!r} of an IR node: nodes are immutable; make a new one with "
+                              "dataclasses.replace")
 
 
 def _setstate(self: Any, state: tuple[Any, ...]) -> None:

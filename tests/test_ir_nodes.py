@@ -75,11 +75,11 @@ def test_validation_names_the_field_that_breaks_the_schema() -> None:
 
 def test_a_node_cannot_change_or_take_stray_fields() -> None:
     pin = ir.ArtifactPin(span=SPAN, digest="sha256:" + "a" * 64)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot set field 'tag'"):
         pin.tag = "latest"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         del pin.tag  # type: ignore[misc]
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="cannot set attribute 'colour'"):
         pin.colour = "red"  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="no field 'colour'"):
         ir.ArtifactPin(span=SPAN, colour="red")  # type: ignore[call-arg]
